@@ -1,0 +1,231 @@
+"""The in-process decision point: request in, Decision out, never an exception.
+
+Deny by default; any matching forbid denies; a rule that fails while evaluating denies
+(with the error reported under its id); otherwise any matching permit or role grant allows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from policy_lang.compiler import Bucket, CompiledPolicy
+from policy_lang.convert import ConversionError, Converter, record_converter
+from policy_lang.runtime import Scope
+from policy_lang.values import parse_datetime
+
+from pdp.decision import Decision, DecisionError
+from pdp.entities import EntityStore, entity_ref
+from pdp.loader import PolicySources, compile_sources, read_directory
+
+_REQUEST_KEYS = frozenset({"principal", "action", "resource", "context", "now"})
+_ENTITY_KEYS = frozenset({"type", "id", "attributes", "parents"})
+_EMPTY: dict[str, Any] = {}
+
+
+class _BadRequest(Exception):
+    def __init__(self, field: str | None, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class _EntitySpec:
+    __slots__ = ("convert", "required", "name")
+
+    def __init__(self, name: str, convert: Converter, required: tuple[str, ...]):
+        self.name = name
+        self.convert = convert
+        self.required = required
+
+
+class Engine:
+    """Decides requests against one compiled policy set and its entity data."""
+
+    def __init__(self, policy: CompiledPolicy, store: EntityStore | None = None):
+        self.policy = policy
+        self.store = store or EntityStore()
+        schema = policy.checked.schema
+        self.schema = schema
+        self._entities = {
+            name: _EntitySpec(
+                name, record_converter(t.record, partial=True),
+                tuple(f.name for f in t.record.fields if not f.optional),
+            )
+            for name, t in schema.entities.items()
+        }
+        self._context = record_converter(schema.context)
+        self._buckets = policy.buckets
+        self._revision = policy.revision
+
+    # ---- construction ------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> Engine:
+        """Compile every policy and data file under `path`; raises PolicyError on any problem."""
+        return cls.from_sources(read_directory(path))
+
+    @classmethod
+    def from_source(cls, text: str, data: Mapping[str, Any] | None = None, *, filename: str = "<policy>") -> Engine:
+        import json
+
+        data_files = (("<data>", json.dumps(data)),) if data else ()
+        return cls.from_sources(PolicySources(((filename, "", text),), data_files))
+
+    @classmethod
+    def from_sources(cls, sources: PolicySources) -> Engine:
+        policy, store = compile_sources(sources)
+        return cls(policy, store)
+
+    @property
+    def revision(self) -> str:
+        return self._revision
+
+    # ---- deciding ----------------------------------------------------------------
+    def decide(self, request: Any) -> Decision:
+        try:
+            prepared = self.prepare(request)
+            return self._run(*prepared)
+        except _BadRequest as exc:
+            return Decision(False, errors=(DecisionError(exc.message, field=exc.field),), revision=self._revision)
+        except Exception as exc:  # fail closed: whatever broke, the answer is deny
+            return Decision(
+                False, errors=(DecisionError(f"internal error: {type(exc).__name__}: {exc}"),), revision=self._revision
+            )
+
+    def prepare(self, request: Any) -> tuple[Bucket | None, dict[str, Any], dict[str, Any], dict[str, Any], Scope]:
+        """Validate and convert a request; raises _BadRequest naming the field at fault."""
+        if type(request) is not dict:
+            raise _BadRequest(None, "a request must be an object")
+        if not request.keys() <= _REQUEST_KEYS:
+            extra = sorted(set(request) - _REQUEST_KEYS)[0]
+            raise _BadRequest(extra, f"unknown request field `{extra}`")
+        action = request.get("action")
+        if type(action) is not str:
+            raise _BadRequest("action", "`action` must be a string")
+        ptype, pid, P, pparents = self._entity(request.get("principal"), "principal")
+        rtype, rid, R, rparents = self._entity(request.get("resource"), "resource")
+        if action not in self.schema.actions.get(rtype, ()):
+            raise _BadRequest("action", f"action `{action}` is not valid for `{rtype}`")
+        context = request.get("context")
+        try:
+            C = self._context(_EMPTY if context is None else context, "context")
+        except ConversionError as exc:
+            raise _BadRequest(exc.path, exc.message) from None
+        now = request.get("now")
+        if now is None:
+            when = time.time()
+        elif type(now) in (int, float):
+            when = float(now)
+        elif type(now) is str:
+            try:
+                when = parse_datetime(now)
+            except ValueError as exc:
+                raise _BadRequest("now", str(exc)) from None
+        else:
+            raise _BadRequest("now", "`now` must be an RFC 3339 string or epoch seconds")
+        scope = Scope(when, pid, rid, pparents, rparents, self.store.ancestors)
+        return self._buckets.get((ptype, rtype, action)), P, R, C, scope
+
+    def _entity(self, value: Any, side: str) -> tuple[str, str, dict[str, Any], tuple[str, ...]]:
+        if type(value) is not dict:
+            raise _BadRequest(side, f"`{side}` must be an object with `type` and `id`")
+        if not value.keys() <= _ENTITY_KEYS:
+            extra = sorted(set(value) - _ENTITY_KEYS)[0]
+            raise _BadRequest(f"{side}.{extra}", f"unknown field `{extra}`")
+        etype, eid = value.get("type"), value.get("id")
+        if type(etype) is not str:
+            raise _BadRequest(f"{side}.type", "`type` must be a string")
+        if type(eid) is not str:
+            raise _BadRequest(f"{side}.id", "`id` must be a string")
+        spec = self._entities.get(etype)
+        if spec is None:
+            raise _BadRequest(f"{side}.type", f"unknown entity type `{etype}`")
+        attrs = value.get("attributes")
+        try:
+            converted = spec.convert(_EMPTY if attrs is None else attrs, f"{side}.attributes")
+        except ConversionError as exc:
+            raise _BadRequest(exc.path, exc.message) from None
+        stored = self.store.attributes.get((etype, eid))
+        if stored:
+            converted.update(stored)  # the data files win: see pdp.entities
+        for name in spec.required:
+            if name not in converted:
+                raise _BadRequest(f"{side}.attributes.{name}", "missing required attribute")
+        ref = f"{etype}::{eid}"
+        parents = self.store.parents.get(ref, ())
+        given = value.get("parents")
+        if given:
+            if type(given) is not list:
+                raise _BadRequest(f"{side}.parents", "`parents` must be a list of entity references")
+            extra = []
+            for i, item in enumerate(given):
+                parent = entity_ref(item)
+                if parent is None:
+                    raise _BadRequest(f"{side}.parents[{i}]", "expected {\"type\": ..., \"id\": ...}")
+                extra.append(parent)
+            parents = (*parents, *extra)
+        return etype, eid, converted, parents
+
+    def _run(
+        self, bucket: Bucket | None, P: dict[str, Any], R: dict[str, Any], C: dict[str, Any], X: Scope
+    ) -> Decision:
+        if bucket is None:
+            return Decision(False, revision=self._revision)
+        F, M, E, G = bucket.decide(P, R, C, X)
+        rules = bucket.rules
+        if F or E:
+            errors = tuple(DecisionError(_describe(exc), rules[i].id) for i, exc in E)
+            advice: list[dict[str, Any]] = []
+            for i in F:
+                if rules[i].advice_names:
+                    advice.extend(self._advice(bucket, i, P, R, C, X))
+            return Decision(False, tuple(rules[i].id for i in F), (), tuple(advice), errors, self._revision,
+                            bucket.uses_now)
+        if not M and not G:
+            return Decision(False, revision=self._revision, time_dependent=bucket.uses_now)
+        reasons = [rules[i].id for i in M]
+        obligations: list[dict[str, Any]] = []
+        for i in M:
+            rule = rules[i]
+            for path in rule.masks:
+                obligations.append({"type": "mask", "path": path})
+            if rule.header_names:
+                try:
+                    values, _ = bucket.outputs[i](P, R, C, X)
+                except Exception as exc:
+                    return Decision(False, (), (), (), (DecisionError(_describe(exc), rule.id),), self._revision)
+                for name, v in zip(rule.header_names, values):
+                    obligations.append({"type": "header", "name": name, "value": _header_text(v)})
+        if G:
+            reasons.extend(f"role:{role}" for role in sorted(G))
+        return Decision(True, tuple(reasons), tuple(obligations), (), (), self._revision, bucket.uses_now)
+
+    def _advice(self, bucket: Bucket, i: int, P: Any, R: Any, C: Any, X: Scope) -> list[dict[str, Any]]:
+        rule = bucket.rules[i]
+        try:
+            _, values = bucket.outputs[i](P, R, C, X)
+        except Exception:
+            return []
+        return [{"rule": rule.id, "name": name, "value": _json_value(v)} for name, v in zip(rule.advice_names, values)]
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyError):
+        return f"no entry `{exc.args[0]}` in the map"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _header_text(value: Any) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, frozenset):
+        return sorted(_json_value(v) for v in value)
+    return str(value)

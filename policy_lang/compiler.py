@@ -1,0 +1,218 @@
+"""Checked policy set -> decision tree.
+
+The tree's first level is a hash index on (principal type, resource type, action);
+each leaf is one generated function that evaluates only the rules that can apply
+there, forbids first. Role hierarchies and constant sets are closed here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy_lang import nodes as n
+from policy_lang.checker import CheckedPolicySet, CheckedRule
+from policy_lang.codegen import Constants, ExprCompiler
+from policy_lang.runtime import role_closer
+from policy_lang.sandbox import run
+from policy_lang.schema import EnumType, Type
+from policy_lang.spans import Span
+from policy_lang.typer import path_of
+
+BucketKey = tuple[str, str, str]  # principal type, resource type, action
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    id: str
+    effect: str
+    span: Span
+    masks: tuple[str, ...]
+    header_names: tuple[str, ...]
+    advice_names: tuple[str, ...]
+    checked: CheckedRule = field(compare=False, repr=False)
+
+
+@dataclass(slots=True)
+class Bucket:
+    key: BucketKey
+    rules: tuple[CompiledRule, ...]  # forbids first; indices match the generated code
+    decide: Callable[..., Any]
+    outputs: dict[int, Callable[..., Any]]  # rule index -> header and advice values
+    grants: frozenset[str]  # roles whose grants cover this resource type and action
+    uses_now: bool
+    uses_roles: bool
+
+
+@dataclass(slots=True)
+class CompiledPolicy:
+    revision: str
+    checked: CheckedPolicySet
+    buckets: dict[BucketKey, Bucket]
+    role_functions: dict[tuple[str, str], Callable[..., Any]]
+    source: str = ""
+
+    def plan(self, resource_type: str, action: str) -> str:
+        from policy_lang.plan import render_plan
+
+        return render_plan(self, resource_type, action)
+
+
+def compile_policy(checked: CheckedPolicySet, revision: str) -> CompiledPolicy:
+    return _Compiler(checked).build(revision)
+
+
+class _Compiler:
+    def __init__(self, checked: CheckedPolicySet):
+        self.checked = checked
+        self.k = Constants()
+        self.lines: list[str] = []
+        self.close_roles = self.k.ref(role_closer(checked.role_ancestors))
+
+    def constant_value(self, name: str) -> Any:
+        c = self.checked
+        if name in c.constants:
+            return c.constants[name][1]
+        if name in c.windows:
+            return c.windows[name]
+        return c.enum_members[name].rank(name)
+
+    def expr_compiler(self, types: dict[int, Type]) -> ExprCompiler:
+        return ExprCompiler(self.k, types, self.constant_value)
+
+    def build(self, revision: str) -> CompiledPolicy:
+        role_fn_names = self.emit_role_functions()
+        plans: list[tuple[BucketKey, tuple[CompiledRule, ...], dict[int, str], bool, bool, frozenset[str]]] = []
+        for key, rules in sorted(self.index().items()):
+            plans.append(self.emit_bucket(len(plans), key, rules, role_fn_names))
+        source = "\n".join(self.lines) + "\n"
+        namespace = run(source, self.k.values, {})
+        buckets = {}
+        for number, (key, rules, outputs, uses_now, uses_roles, grants) in enumerate(plans):
+            buckets[key] = Bucket(
+                key, rules, namespace[f"b{number}"], {i: namespace[name] for i, name in outputs.items()},
+                grants, uses_now, uses_roles,
+            )
+        role_functions = {k: namespace[name] for k, name in role_fn_names.items()}
+        return CompiledPolicy(revision, self.checked, buckets, role_functions, source)
+
+    def index(self) -> dict[BucketKey, list[CheckedRule]]:
+        """Every (principal type, resource type, action) that some rule or grant can decide."""
+        index: dict[BucketKey, list[CheckedRule]] = {}
+        for rule in self.checked.rules:
+            for rtype, actions in rule.actions.items():
+                for ptype in rule.principal_types:
+                    for action in actions:
+                        index.setdefault((ptype, rtype, action), []).append(rule)
+        for rtype, action in self.checked.grants:
+            for binding in self.checked.bindings:
+                if rtype in binding.types:
+                    index.setdefault((binding.principal_type, rtype, action), [])
+        for rules in index.values():
+            rules.sort(key=lambda r: r.rule.effect != "forbid")
+        return index
+
+    # ---- roles -------------------------------------------------------------------
+    def emit_role_functions(self) -> dict[tuple[str, str], str]:
+        by_env: dict[tuple[str, str], list[tuple[n.Expr, dict[int, Type]]]] = {}
+        for binding in self.checked.bindings:
+            for rtype, types in binding.types.items():
+                by_env.setdefault((binding.principal_type, rtype), []).append((binding.expr, types))
+        names = {}
+        for number, (env, exprs) in enumerate(sorted(by_env.items())):
+            name = f"ROLES{number}"
+            names[env] = name
+            self.lines.append(f"def {name}(P, R, C, X):")
+            self.lines.append("    H = set()")
+            for expr, types in exprs:
+                # A missing key (no roles in this tenant) confers nothing rather than failing.
+                self.lines += ["    try:", f"        H.update({self.expr_compiler(types).expr(expr)})",
+                               "    except LookupError:", "        pass"]
+            self.lines.append(f"    return {self.close_roles}(H)")
+        return names
+
+    # ---- buckets -----------------------------------------------------------------
+    def emit_bucket(
+        self, number: int, key: BucketKey, rules: list[CheckedRule], role_fns: dict[tuple[str, str], str]
+    ) -> tuple[BucketKey, tuple[CompiledRule, ...], dict[int, str], bool, bool, frozenset[str]]:
+        ptype, rtype, action = key
+        # RL is closed under inheritance, so it meets the declaring roles whenever any held role confers them.
+        grants = self.checked.grants.get((rtype, action), frozenset())
+        body: list[str] = []
+        compiled: list[CompiledRule] = []
+        outputs: dict[int, str] = {}
+        uses_now = False
+        uses_roles = bool(grants) and (ptype, rtype) in role_fns
+        permits_started = False
+        for i, rule in enumerate(rules):
+            r = rule.rule
+            ec = self.expr_compiler(rule.types[(ptype, rtype)])
+            if r.effect == "permit" and not permits_started:
+                permits_started = True
+                body += ["    if F or E:", "        return F, None, E, None", "    M = []"]
+            cond = self.condition(r, ec)
+            target = "F" if r.effect == "forbid" else "M"
+            body += ["    try:", f"        if {cond}:", f"            {target}.append({i})",
+                     "    except Exception as e:", f"        E.append(({i}, e))"]
+            uses_now |= ec.uses_now
+            uses_roles |= ec.uses_roles or bool(r.roles)
+            out_name = self.emit_outputs(number, i, r, ec)
+            if out_name:
+                outputs[i] = out_name
+            compiled.append(CompiledRule(
+                r.qualified_id, r.effect, r.span, self.masks(r),
+                tuple(h.name for h in r.obligations if isinstance(h, n.SetHeader)),
+                tuple(a.name for a in r.advice), rule,
+            ))
+        if not permits_started:
+            body += ["    if F or E:", "        return F, None, E, None", "    M = []"]
+        grant_code = "None"
+        if grants and (ptype, rtype) in role_fns:
+            grant_code = f"(RL & {self.k.ref(grants)})"
+        body.append(f"    return F, M, E, {grant_code}")
+        head = [f"def b{number}(P, R, C, X):", "    F = []", "    E = []"]
+        if uses_roles:
+            fn = role_fns.get((ptype, rtype))
+            head.append(f"    RL = {fn}(P, R, C, X)" if fn else f"    RL = {self.k.ref(frozenset())}")
+        self.lines += head + body
+        return key, tuple(compiled), outputs, uses_now, uses_roles, grants
+
+    def condition(self, rule: n.Rule, ec: ExprCompiler) -> str:
+        parts = []
+        if rule.roles:
+            parts.append(f"(not RL.isdisjoint({self.k.ref(frozenset(r.name for r in rule.roles))}))")
+        for c in rule.conditions:
+            code = ec.expr(c.expr)
+            parts.append(code if c.kind == "when" else f"(not {code})")
+        return " and ".join(parts) or "True"
+
+    def emit_outputs(self, number: int, index: int, rule: n.Rule, ec: ExprCompiler) -> str | None:
+        headers = [h for h in rule.obligations if isinstance(h, n.SetHeader)]
+        if not headers and not rule.advice:
+            return None
+        name = f"o{number * 100000 + index}"
+        values = [self.named(ec, h.value) for h in headers]
+        advice = [self.named(ec, a.value) for a in rule.advice]
+        self.lines.append(f"def {name}(P, R, C, X):")
+        self.lines.append("    return (" + "".join(v + ", " for v in values) + "), (" + "".join(a + ", " for a in advice) + ")")
+        return name
+
+    def named(self, ec: ExprCompiler, e: n.Expr) -> str:
+        """Enum values leave the engine as member names, not ranks."""
+        code = ec.expr(e)
+        t = ec.type_of(e)
+        if isinstance(t, EnumType):
+            return f"{self.k.ref(t.members)}[{code}]"
+        return code
+
+    @staticmethod
+    def masks(rule: n.Rule) -> tuple[str, ...]:
+        out = []
+        for ob in rule.obligations:
+            if isinstance(ob, n.Mask):
+                for target in ob.targets:
+                    path = path_of(target)
+                    if path:
+                        out.append(".".join(path))
+        return tuple(out)

@@ -1,0 +1,69 @@
+"""What compiled decision code may call at run time, besides its constants."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from policy_lang.values import IPNet
+
+EMPTY: frozenset[str] = frozenset()
+
+
+class Scope:
+    """Per-request facts the generated code reads through `X`: ids, the clock, hierarchies."""
+
+    __slots__ = ("now", "pid", "rid", "_pparents", "_rparents", "_graph", "_panc", "_ranc")
+
+    def __init__(
+        self,
+        now: float,
+        pid: str,
+        rid: str,
+        pparents: Iterable[str],
+        rparents: Iterable[str],
+        graph: Mapping[str, frozenset[str]],
+    ):
+        self.now = now
+        self.pid = pid
+        self.rid = rid
+        self._pparents = pparents
+        self._rparents = rparents
+        self._graph = graph
+        self._panc: frozenset[str] | None = None
+        self._ranc: frozenset[str] | None = None
+
+    def _close(self, parents: Iterable[str]) -> frozenset[str]:
+        found: set[str] = set()
+        for p in parents:
+            found.add(p)
+            found |= self._graph.get(p, EMPTY)
+        return frozenset(found)
+
+    def panc(self) -> frozenset[str]:
+        if self._panc is None:
+            self._panc = self._close(self._pparents)
+        return self._panc
+
+    def ranc(self) -> frozenset[str]:
+        if self._ranc is None:
+            self._ranc = self._close(self._rparents)
+        return self._ranc
+
+    def ancestors(self, ref: str) -> frozenset[str]:
+        return self._graph.get(ref, EMPTY)
+
+    @staticmethod
+    def ip_in_any(ip: IPNet, nets: Iterable[IPNet]) -> bool:
+        return any(net.contains(ip) for net in nets)
+
+
+def role_closer(ancestors: Mapping[str, frozenset[str]]) -> Callable[[set[str]], frozenset[str]]:
+    """Held role names -> every role they confer; unknown names confer nothing."""
+
+    def close(held: set[str]) -> frozenset[str]:
+        out: set[str] = set()
+        for role in held:
+            out |= ancestors.get(role, EMPTY)
+        return frozenset(out)
+
+    return close
