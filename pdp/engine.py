@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from policy_lang.compiler import Bucket, CompiledPolicy
-from policy_lang.convert import ConversionError, Converter, record_converter
+from policy_lang.convert import ConversionError, Converter, _cached_datetime, record_converter
 from policy_lang.runtime import Scope
-from policy_lang.values import parse_datetime
+from policy_lang.validators import generate
 
 from pdp.decision import Decision, DecisionError
 from pdp.entities import EntityStore, entity_ref
@@ -23,6 +23,8 @@ from pdp.loader import PolicySources, compile_sources, read_directory
 _REQUEST_KEYS = frozenset({"principal", "action", "resource", "context", "now"})
 _ENTITY_KEYS = frozenset({"type", "id", "attributes", "parents"})
 _EMPTY: dict[str, Any] = {}
+_MEMO_LIMIT = 4096
+_CONTEXT = "\0context"
 
 
 class _BadRequest(Exception):
@@ -33,11 +35,12 @@ class _BadRequest(Exception):
 
 
 class _EntitySpec:
-    __slots__ = ("convert", "required", "name")
+    __slots__ = ("fast", "slow", "required", "name")
 
-    def __init__(self, name: str, convert: Converter, required: tuple[str, ...]):
+    def __init__(self, name: str, fast: Converter, slow: Converter, required: tuple[str, ...]):
         self.name = name
-        self.convert = convert
+        self.fast = fast  # generated; raises without detail
+        self.slow = slow  # generic; names the field at fault
         self.required = required
 
 
@@ -49,16 +52,23 @@ class Engine:
         self.store = store or EntityStore()
         schema = policy.checked.schema
         self.schema = schema
+        fast = generate({
+            **{name: (t.record, False) for name, t in schema.entities.items()},
+            _CONTEXT: (schema.context, True),
+        })
         self._entities = {
             name: _EntitySpec(
-                name, record_converter(t.record, partial=True),
+                name, fast[name], record_converter(t.record, partial=True),
                 tuple(f.name for f in t.record.fields if not f.optional),
             )
             for name, t in schema.entities.items()
         }
+        self._context_fast = fast[_CONTEXT]
         self._context = record_converter(schema.context)
         self._buckets = policy.buckets
         self._revision = policy.revision
+        self._memo: dict[Any, Decision] = {}
+        self._deny_nothing_applies = Decision(False, revision=policy.revision)
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -104,15 +114,25 @@ class Engine:
         action = request.get("action")
         if type(action) is not str:
             raise _BadRequest("action", "`action` must be a string")
-        ptype, pid, P, pparents = self._entity(request.get("principal"), "principal")
-        rtype, rid, R, rparents = self._entity(request.get("resource"), "resource")
+        extra_parents: dict[str, tuple[str, ...]] | None = None
+        principal = request.get("principal")
+        ptype, pid, P = self._entity(principal, "principal")
+        if "parents" in principal:
+            extra_parents = {f"{ptype}::{pid}": _parents(principal["parents"], "principal")}
+        resource = request.get("resource")
+        rtype, rid, R = self._entity(resource, "resource")
+        if "parents" in resource:
+            extra_parents = extra_parents or {}
+            extra_parents[f"{rtype}::{rid}"] = _parents(resource["parents"], "resource")
         if action not in self.schema.actions.get(rtype, ()):
             raise _BadRequest("action", f"action `{action}` is not valid for `{rtype}`")
         context = request.get("context")
+        if context is None:
+            context = _EMPTY
         try:
-            C = self._context(_EMPTY if context is None else context, "context")
-        except ConversionError as exc:
-            raise _BadRequest(exc.path, exc.message) from None
+            C = self._context_fast(context)
+        except Exception:
+            C = self._convert(self._context, context, "context")
         now = request.get("now")
         if now is None:
             when = time.time()
@@ -120,21 +140,29 @@ class Engine:
             when = float(now)
         elif type(now) is str:
             try:
-                when = parse_datetime(now)
+                when = _cached_datetime(now)
             except ValueError as exc:
                 raise _BadRequest("now", str(exc)) from None
         else:
             raise _BadRequest("now", "`now` must be an RFC 3339 string or epoch seconds")
-        scope = Scope(when, pid, rid, pparents, rparents, self.store.ancestors)
+        scope = Scope(when, pid, rid, f"{ptype}::{pid}", f"{rtype}::{rid}", extra_parents, self.store.ancestors)
         return self._buckets.get((ptype, rtype, action)), P, R, C, scope
 
-    def _entity(self, value: Any, side: str) -> tuple[str, str, dict[str, Any], tuple[str, ...]]:
+    @staticmethod
+    def _convert(convert: Converter, value: Any, root: str) -> Any:
+        try:
+            return convert(value)
+        except ConversionError as exc:
+            raise _BadRequest(exc.path(root), exc.message) from None
+
+    def _entity(self, value: Any, side: str) -> tuple[str, str, dict[str, Any]]:
         if type(value) is not dict:
             raise _BadRequest(side, f"`{side}` must be an object with `type` and `id`")
         if not value.keys() <= _ENTITY_KEYS:
             extra = sorted(set(value) - _ENTITY_KEYS)[0]
             raise _BadRequest(f"{side}.{extra}", f"unknown field `{extra}`")
-        etype, eid = value.get("type"), value.get("id")
+        etype = value.get("type")
+        eid = value.get("id")
         if type(etype) is not str:
             raise _BadRequest(f"{side}.type", "`type` must be a string")
         if type(eid) is not str:
@@ -143,64 +171,77 @@ class Engine:
         if spec is None:
             raise _BadRequest(f"{side}.type", f"unknown entity type `{etype}`")
         attrs = value.get("attributes")
+        if attrs is None:
+            attrs = _EMPTY
         try:
-            converted = spec.convert(_EMPTY if attrs is None else attrs, f"{side}.attributes")
-        except ConversionError as exc:
-            raise _BadRequest(exc.path, exc.message) from None
+            converted = spec.fast(attrs)
+        except Exception:
+            converted = self._convert(spec.slow, attrs, f"{side}.attributes")
         stored = self.store.attributes.get((etype, eid))
         if stored:
-            converted.update(stored)  # the data files win: see pdp.entities
+            converted = {**converted, **stored}  # the data files win: see pdp.entities
         for name in spec.required:
             if name not in converted:
                 raise _BadRequest(f"{side}.attributes.{name}", "missing required attribute")
-        ref = f"{etype}::{eid}"
-        parents = self.store.parents.get(ref, ())
-        given = value.get("parents")
-        if given:
-            if type(given) is not list:
-                raise _BadRequest(f"{side}.parents", "`parents` must be a list of entity references")
-            extra = []
-            for i, item in enumerate(given):
-                parent = entity_ref(item)
-                if parent is None:
-                    raise _BadRequest(f"{side}.parents[{i}]", "expected {\"type\": ..., \"id\": ...}")
-                extra.append(parent)
-            parents = (*parents, *extra)
-        return etype, eid, converted, parents
+        return etype, eid, converted
 
     def _run(
         self, bucket: Bucket | None, P: dict[str, Any], R: dict[str, Any], C: dict[str, Any], X: Scope
     ) -> Decision:
         if bucket is None:
-            return Decision(False, revision=self._revision)
+            return self._deny_nothing_applies
         F, M, E, G = bucket.decide(P, R, C, X)
         rules = bucket.rules
         if F or E:
+            if not E:
+                key = (bucket.key, tuple(F))
+                memo = self._memo.get(key)
+                if memo is not None:
+                    return memo
             errors = tuple(DecisionError(_describe(exc), rules[i].id) for i, exc in E)
             advice: list[dict[str, Any]] = []
             for i in F:
                 if rules[i].advice_names:
                     advice.extend(self._advice(bucket, i, P, R, C, X))
-            return Decision(False, tuple(rules[i].id for i in F), (), tuple(advice), errors, self._revision,
-                            bucket.uses_now)
+            decision = Decision(False, tuple(rules[i].id for i in F), (), tuple(advice), errors, self._revision,
+                                bucket.uses_now)
+            if not E and not advice:
+                self._remember(key, decision)
+            return decision
         if not M and not G:
-            return Decision(False, revision=self._revision, time_dependent=bucket.uses_now)
+            return self._deny_nothing_applies
+        values: list[Any] = []
+        for i in M:
+            if rules[i].header_names:
+                try:
+                    values.append(bucket.outputs[i](P, R, C, X)[0])
+                except Exception as exc:
+                    return Decision(False, (), (), (), (DecisionError(_describe(exc), rules[i].id),), self._revision)
+        # Decisions are immutable, so equal outcomes share one object.
+        key = (bucket.key, tuple(M), G, tuple(values))
+        memo = self._memo.get(key)
+        if memo is not None:
+            return memo
         reasons = [rules[i].id for i in M]
         obligations: list[dict[str, Any]] = []
+        header_values = iter(values)
         for i in M:
             rule = rules[i]
             for path in rule.masks:
                 obligations.append({"type": "mask", "path": path})
             if rule.header_names:
-                try:
-                    values, _ = bucket.outputs[i](P, R, C, X)
-                except Exception as exc:
-                    return Decision(False, (), (), (), (DecisionError(_describe(exc), rule.id),), self._revision)
-                for name, v in zip(rule.header_names, values):
+                for name, v in zip(rule.header_names, next(header_values)):
                     obligations.append({"type": "header", "name": name, "value": _header_text(v)})
         if G:
             reasons.extend(f"role:{role}" for role in sorted(G))
-        return Decision(True, tuple(reasons), tuple(obligations), (), (), self._revision, bucket.uses_now)
+        decision = Decision(True, tuple(reasons), tuple(obligations), (), (), self._revision, bucket.uses_now)
+        self._remember(key, decision)
+        return decision
+
+    def _remember(self, key: Any, decision: Decision) -> None:
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[key] = decision
 
     def _advice(self, bucket: Bucket, i: int, P: Any, R: Any, C: Any, X: Scope) -> list[dict[str, Any]]:
         rule = bucket.rules[i]
@@ -209,6 +250,18 @@ class Engine:
         except Exception:
             return []
         return [{"rule": rule.id, "name": name, "value": _json_value(v)} for name, v in zip(rule.advice_names, values)]
+
+
+def _parents(given: Any, side: str) -> tuple[str, ...]:
+    if type(given) is not list:
+        raise _BadRequest(f"{side}.parents", "`parents` must be a list of entity references")
+    out = []
+    for i, item in enumerate(given):
+        parent = entity_ref(item)
+        if parent is None:
+            raise _BadRequest(f"{side}.parents[{i}]", "expected {\"type\": ..., \"id\": ...}")
+        out.append(parent)
+    return tuple(out)
 
 
 def _describe(exc: BaseException) -> str:

@@ -88,9 +88,9 @@ def build_store(files: Sequence[DataFile], schema: Schema) -> EntityStore:
                 problems.append(_problem(f.path, f"{where}: unknown entity type `{etype}`"))
                 continue
             try:
-                attrs = converters[etype](item.get("attributes", {}) or {}, f"{where}.attributes")
+                attrs = converters[etype](item.get("attributes", {}) or {})
             except ConversionError as exc:
-                problems.append(_problem(f.path, str(exc)))
+                problems.append(_problem(f.path, f"{exc.path(where + '.attributes')}: {exc.message}"))
                 continue
             if (etype, eid) in store.attributes:
                 problems.append(_problem(f.path, f"{where}: entity `{etype}::{eid}` is defined twice"))

@@ -249,9 +249,9 @@ class _Checker:
             )
             return
         try:
-            value = converter(declared)(self.constant_values[decl.name], f"constants.{decl.name}")
+            value = converter(declared)(self.constant_values[decl.name])
         except ConversionError as exc:
-            self.error("invalid_data", str(exc), decl)
+            self.error("invalid_data", f"{exc.path('constants.' + decl.name)}: {exc.message}", decl)
             return
         self.constants[decl.name] = (declared, value)
         self.names.constants[decl.name] = declared
@@ -261,7 +261,7 @@ class _Checker:
         as_json = _literal_json(expr)
         if declared is not None and as_json is not _NOT_JSON:
             try:
-                return declared, converter(declared)(as_json, "value")
+                return declared, converter(declared)(as_json)
             except ConversionError as exc:
                 self.error("invalid_literal", exc.message, expr)
                 return None
@@ -286,7 +286,7 @@ class _Checker:
             target = {"ip": IP, "datetime": DATETIME, "duration": DURATION}[expr.name]
             if isinstance(arg, n.Lit) and arg.kind == "string":
                 try:
-                    return target, converter(target)(arg.value, "value")
+                    return target, converter(target)(arg.value)
                 except ConversionError as exc:
                     self.error("invalid_literal", exc.message, arg)
                     return None

@@ -107,7 +107,7 @@ class ExprCompiler:
         if isinstance(e, n.Call):
             arg = e.args[0]
             assert isinstance(arg, n.Lit)
-            return converter(CONSTRUCTORS[e.name])(arg.value, e.name)
+            return converter(CONSTRUCTORS[e.name])(arg.value)
         if isinstance(e, n.RoleRef):
             return e.name
         if isinstance(e, n.EntityRef):

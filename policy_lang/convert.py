@@ -1,12 +1,15 @@
 """JSON values -> runtime values, checked against a schema type.
 
 Used for request attributes, entity data files and typed constants. A converter is built
-once per type and called per value; it raises `ConversionError` naming the exact field.
+once per type and called per value. On failure it raises `ConversionError`; the path to
+the bad field is assembled only then, as the error passes back out through the records,
+so the common (valid) case builds no strings at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from policy_lang.schema import (
@@ -14,16 +17,25 @@ from policy_lang.schema import (
 )
 from policy_lang.values import parse_datetime, parse_duration, parse_ip
 
-Converter = Callable[[Any, str], Any]
+Converter = Callable[[Any], Any]
 
 MAX_DEPTH = 32
 
 
 class ConversionError(ValueError):
-    def __init__(self, path: str, message: str):
-        super().__init__(f"{path}: {message}")
-        self.path = path
+    def __init__(self, message: str, parts: tuple[str, ...] = ()):
+        super().__init__(message)
         self.message = message
+        self.parts = parts
+
+    def under(self, part: str) -> ConversionError:
+        return ConversionError(self.message, (part, *self.parts))
+
+    def path(self, root: str) -> str:
+        out = root
+        for part in self.parts:
+            out = f"{out}{part}" if part.startswith("[") else f"{out}.{part}" if out else part
+        return out
 
 
 def _json_type(value: Any) -> str:
@@ -34,67 +46,62 @@ def _json_type(value: Any) -> str:
     )
 
 
-def _string(value: Any, path: str) -> Any:
-    if type(value) is str:
-        return value
-    raise ConversionError(path, f"expected string, found {_json_type(value)}")
+_SIMPLE: dict[Prim, type] = {STRING: str, INT: int, BOOL: bool}
+_EMPTY_SET: frozenset[Any] = frozenset()
 
 
-def _int(value: Any, path: str) -> Any:
-    if type(value) is int:
-        return value
-    raise ConversionError(path, f"expected int, found {_json_type(value)}")
+def _simple(pytype: type, name: str) -> Converter:
+    def convert(value: Any) -> Any:
+        if type(value) is pytype:
+            return value
+        raise ConversionError(f"expected {name}, found {_json_type(value)}")
+
+    return convert
 
 
-def _bool(value: Any, path: str) -> Any:
-    if type(value) is bool:
-        return value
-    raise ConversionError(path, f"expected bool, found {_json_type(value)}")
-
-
-def _ip(value: Any, path: str) -> Any:
+def _ip(value: Any) -> Any:
     if type(value) is not str:
-        raise ConversionError(path, f"expected ip string, found {_json_type(value)}")
+        raise ConversionError(f"expected ip string, found {_json_type(value)}")
     try:
         return parse_ip(value)
     except ValueError as exc:
-        raise ConversionError(path, str(exc)) from None
+        raise ConversionError(str(exc)) from None
 
 
-def _datetime(value: Any, path: str) -> Any:
+_cached_datetime = lru_cache(maxsize=8192)(parse_datetime)
+
+
+def _datetime(value: Any) -> Any:
     if type(value) in (int, float):
         return float(value)
     if type(value) is not str:
-        raise ConversionError(path, f"expected datetime string or epoch seconds, found {_json_type(value)}")
+        raise ConversionError(f"expected datetime string or epoch seconds, found {_json_type(value)}")
     try:
-        return parse_datetime(value)
+        return _cached_datetime(value)
     except ValueError as exc:
-        raise ConversionError(path, str(exc)) from None
+        raise ConversionError(str(exc)) from None
 
 
-def _duration(value: Any, path: str) -> Any:
+def _duration(value: Any) -> Any:
     if type(value) in (int, float):
         return float(value)
     if type(value) is not str:
-        raise ConversionError(path, f"expected duration such as \"15m\" or seconds, found {_json_type(value)}")
+        raise ConversionError(f"expected duration such as \"15m\" or seconds, found {_json_type(value)}")
     try:
         return parse_duration(value)
     except ValueError as exc:
-        raise ConversionError(path, str(exc)) from None
-
-
-_PRIMS: dict[Prim, Converter] = {
-    STRING: _string, INT: _int, BOOL: _bool, IP: _ip, DATETIME: _datetime, DURATION: _duration,
-}
+        raise ConversionError(str(exc)) from None
 
 
 def converter(t: Type) -> Converter:
     if isinstance(t, Prim):
-        return _PRIMS[t]
+        if t in _SIMPLE:
+            return _simple(_SIMPLE[t], t.name)
+        return {IP: _ip, DATETIME: _datetime, DURATION: _duration}[t]
     if isinstance(t, EnumType):
         return _enum(t)
     if isinstance(t, SetOf):
-        return _set(converter(t.element))
+        return _set(t.element)
     if isinstance(t, MapOf):
         return _map(converter(t.value))
     if isinstance(t, Record):
@@ -108,59 +115,93 @@ def _enum(t: EnumType) -> Converter:
     ranks = {m: i for i, m in enumerate(t.members)}
     shown = ", ".join(t.members)
 
-    def convert(value: Any, path: str) -> Any:
+    def convert(value: Any) -> Any:
         if type(value) is str:
             rank = ranks.get(value)
             if rank is not None:
                 return rank
-        raise ConversionError(path, f"expected one of {shown}, found {value!r}")
+        raise ConversionError(f"expected one of {shown}, found {value!r}")
 
     return convert
 
 
-def _set(element: Converter) -> Converter:
-    def convert(value: Any, path: str) -> Any:
+def _set(element_type: Type) -> Converter:
+    element = converter(element_type)
+    pytype = _SIMPLE.get(element_type) if isinstance(element_type, Prim) else None
+
+    def convert(value: Any) -> Any:
         if type(value) is not list:
-            raise ConversionError(path, f"expected list, found {_json_type(value)}")
-        return frozenset(element(v, f"{path}[{i}]") for i, v in enumerate(value))
+            raise ConversionError(f"expected list, found {_json_type(value)}")
+        if pytype is not None:  # the common set<string>: no per-element conversion
+            for item in value:
+                if type(item) is not pytype:
+                    break
+            else:
+                return frozenset(value)
+        out = []
+        for i, v in enumerate(value):
+            try:
+                out.append(element(v))
+            except ConversionError as exc:
+                raise exc.under(f"[{i}]") from None
+        return frozenset(out)
 
     return convert
 
 
 def _map(value_conv: Converter) -> Converter:
-    def convert(value: Any, path: str) -> Any:
+    def convert(value: Any) -> Any:
         if type(value) is not dict:
-            raise ConversionError(path, f"expected object, found {_json_type(value)}")
-        out = {}
+            raise ConversionError(f"expected object, found {_json_type(value)}")
+        try:  # the valid case in one comprehension; JSON object keys are always strings
+            return {k: value_conv(v) for k, v in value.items()}
+        except ConversionError:
+            pass
         for k, v in value.items():
-            if type(k) is not str:
-                raise ConversionError(path, "map keys must be strings")
-            out[k] = value_conv(v, f"{path}.{k}")
-        return out
+            try:
+                value_conv(v)
+            except ConversionError as exc:
+                raise exc.under(str(k)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     return convert
 
 
 def record_converter(record: Record, *, partial: bool = False) -> Converter:
     """Check every field; unknown fields are errors. `partial` skips the required-field check
-    (used for attributes that another source, such as entity data, may complete)."""
-    fields = {f.name: (converter(f.type), f.optional) for f in record.fields}
+    (for attributes that another source, such as entity data, may complete)."""
+    simple: dict[str, type] = {}
+    complex_: dict[str, Converter] = {}
+    for f in record.fields:
+        if isinstance(f.type, Prim) and f.type in _SIMPLE:
+            simple[f.name] = _SIMPLE[f.type]
+        else:
+            complex_[f.name] = converter(f.type)
     required = tuple(f.name for f in record.fields if not f.optional)
-    known = ", ".join(sorted(fields)) or "none"
+    known = ", ".join(sorted(f.name for f in record.fields)) or "none"
 
-    def convert(value: Any, path: str) -> Any:
+    def convert(value: Any) -> Any:
         if type(value) is not dict:
-            raise ConversionError(path, f"expected object, found {_json_type(value)}")
+            raise ConversionError(f"expected object, found {_json_type(value)}")
         out = {}
         for k, v in value.items():
-            spec = fields.get(k)
-            if spec is None:
-                raise ConversionError(f"{path}.{k}", f"unknown attribute (known: {known})")
-            out[k] = spec[0](v, f"{path}.{k}")
+            pytype = simple.get(k)
+            if pytype is not None:
+                if type(v) is not pytype:
+                    raise ConversionError(f"expected {pytype.__name__}, found {_json_type(v)}", (k,))
+                out[k] = v
+                continue
+            conv = complex_.get(k)
+            if conv is None:
+                raise ConversionError(f"unknown attribute (known: {known})", (str(k),))
+            try:
+                out[k] = conv(v)
+            except ConversionError as exc:
+                raise exc.under(k) from None
         if not partial:
             for name in required:
                 if name not in out:
-                    raise ConversionError(f"{path}.{name}", "missing required attribute")
+                    raise ConversionError("missing required attribute", (name,))
         return out
 
     return convert

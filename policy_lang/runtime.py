@@ -10,43 +10,51 @@ EMPTY: frozenset[str] = frozenset()
 
 
 class Scope:
-    """Per-request facts the generated code reads through `X`: ids, the clock, hierarchies."""
+    """Per-request facts the generated code reads through `X`: ids, the clock, hierarchies.
 
-    __slots__ = ("now", "pid", "rid", "_pparents", "_rparents", "_graph", "_panc", "_ranc")
+    Hierarchies are only walked when a rule asks (`principal in Group::"x"`).
+    """
+
+    __slots__ = ("now", "pid", "rid", "_pref", "_rref", "_extra", "_graph", "_panc", "_ranc")
 
     def __init__(
         self,
         now: float,
         pid: str,
         rid: str,
-        pparents: Iterable[str],
-        rparents: Iterable[str],
+        pref: str,
+        rref: str,
+        extra_parents: Mapping[str, tuple[str, ...]] | None,
         graph: Mapping[str, frozenset[str]],
     ):
         self.now = now
         self.pid = pid
         self.rid = rid
-        self._pparents = pparents
-        self._rparents = rparents
+        self._pref = pref
+        self._rref = rref
+        self._extra = extra_parents
         self._graph = graph
         self._panc: frozenset[str] | None = None
         self._ranc: frozenset[str] | None = None
 
-    def _close(self, parents: Iterable[str]) -> frozenset[str]:
-        found: set[str] = set()
-        for p in parents:
+    def _close(self, ref: str) -> frozenset[str]:
+        direct = self._graph.get(ref, EMPTY)
+        if not self._extra or ref not in self._extra:
+            return direct
+        found = set(direct)
+        for p in self._extra[ref]:
             found.add(p)
             found |= self._graph.get(p, EMPTY)
         return frozenset(found)
 
     def panc(self) -> frozenset[str]:
         if self._panc is None:
-            self._panc = self._close(self._pparents)
+            self._panc = self._close(self._pref)
         return self._panc
 
     def ranc(self) -> frozenset[str]:
         if self._ranc is None:
-            self._ranc = self._close(self._rparents)
+            self._ranc = self._close(self._rref)
         return self._ranc
 
     def ancestors(self, ref: str) -> frozenset[str]:

@@ -12,19 +12,21 @@ import builtins
 import re
 from typing import Any
 
-_NAME = re.compile(r"^(k\d+|[bro]\d+|P|R|C|X|T|RL|H|F|M|E|G|e|frozenset|len|set|Exception|LookupError|ROLES\d*)$")
+_NAME = re.compile(
+    r"^(k\d+|[brov]\d+|P|R|C|X|T|RL|H|F|M|E|G|e|a|c|x|out|frozenset|len|set|type|Exception|LookupError|ROLES\d*)$"
+)
 _ATTRS = frozenset({
     "now", "pid", "rid", "panc", "ranc", "ancestors", "ip_in_any", "contains", "isdisjoint", "issuperset",
-    "startswith", "endswith", "append", "update",
+    "startswith", "endswith", "append", "update", "get",
 })
 _NODES = (
     ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.If, ast.Try, ast.ExceptHandler,
     ast.Expr, ast.Assign, ast.Name, ast.Load, ast.Store, ast.Attribute, ast.Call, ast.Subscript,
     ast.Compare, ast.BoolOp, ast.UnaryOp, ast.BinOp, ast.Constant, ast.Tuple, ast.List, ast.And, ast.Or,
     ast.Not, ast.USub, ast.Sub, ast.Add, ast.BitAnd, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE,
-    ast.In, ast.NotIn, ast.Pass,
+    ast.In, ast.NotIn, ast.Pass, ast.AugAssign, ast.Raise, ast.Is, ast.IsNot,
 )
-SAFE_BUILTINS = {"frozenset": frozenset, "len": len, "set": set, "Exception": Exception, "LookupError": LookupError}
+SAFE_BUILTINS = ("frozenset", "len", "set", "type", "Exception", "LookupError")
 
 
 class UnsafeCodeError(RuntimeError):

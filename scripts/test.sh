@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the project and its test tools into .venv, then runs lint, types, policy tests and the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test,bench]"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/pdp validate policies
+.venv/bin/python -m pytest -q
