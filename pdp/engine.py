@@ -11,14 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pdp.decision import Decision, DecisionError
+from pdp.entities import EntityStore, entity_ref
+from pdp.loader import PolicySources, compile_sources, read_directory
 from policy_lang.compiler import Bucket, CompiledPolicy
 from policy_lang.convert import ConversionError, Converter, _cached_datetime, record_converter
 from policy_lang.runtime import Scope
 from policy_lang.validators import generate
-
-from pdp.decision import Decision, DecisionError
-from pdp.entities import EntityStore, entity_ref
-from pdp.loader import PolicySources, compile_sources, read_directory
 
 _REQUEST_KEYS = frozenset({"principal", "action", "resource", "context", "now"})
 _ENTITY_KEYS = frozenset({"type", "id", "attributes", "parents"})
@@ -52,13 +51,17 @@ class Engine:
         self.store = store or EntityStore()
         schema = policy.checked.schema
         self.schema = schema
-        fast = generate({
-            **{name: (t.record, False) for name, t in schema.entities.items()},
-            _CONTEXT: (schema.context, True),
-        })
+        fast = generate(
+            {
+                **{name: (t.record, False) for name, t in schema.entities.items()},
+                _CONTEXT: (schema.context, True),
+            }
+        )
         self._entities = {
             name: _EntitySpec(
-                name, fast[name], record_converter(t.record, partial=True),
+                name,
+                fast[name],
+                record_converter(t.record, partial=True),
                 tuple(f.name for f in t.record.fields if not f.optional),
             )
             for name, t in schema.entities.items()
@@ -115,11 +118,11 @@ class Engine:
         if type(action) is not str:
             raise _BadRequest("action", "`action` must be a string")
         extra_parents: dict[str, tuple[str, ...]] | None = None
-        principal = request.get("principal")
+        principal: Any = request.get("principal")
         ptype, pid, P = self._entity(principal, "principal")
         if "parents" in principal:
             extra_parents = {f"{ptype}::{pid}": _parents(principal["parents"], "principal")}
-        resource = request.get("resource")
+        resource: Any = request.get("resource")
         rtype, rid, R = self._entity(resource, "resource")
         if "parents" in resource:
             extra_parents = extra_parents or {}
@@ -194,8 +197,8 @@ class Engine:
         rules = bucket.rules
         if F or E:
             if not E:
-                key = (bucket.key, tuple(F))
-                memo = self._memo.get(key)
+                deny_key = (bucket.key, tuple(F))
+                memo = self._memo.get(deny_key)
                 if memo is not None:
                     return memo
             errors = tuple(DecisionError(_describe(exc), rules[i].id) for i, exc in E)
@@ -203,10 +206,11 @@ class Engine:
             for i in F:
                 if rules[i].advice_names:
                     advice.extend(self._advice(bucket, i, P, R, C, X))
-            decision = Decision(False, tuple(rules[i].id for i in F), (), tuple(advice), errors, self._revision,
-                                bucket.uses_now)
+            decision = Decision(
+                False, tuple(rules[i].id for i in F), (), tuple(advice), errors, self._revision, bucket.uses_now
+            )
             if not E and not advice:
-                self._remember(key, decision)
+                self._remember(deny_key, decision)
             return decision
         if not M and not G:
             return self._deny_nothing_applies
@@ -230,7 +234,7 @@ class Engine:
             for path in rule.masks:
                 obligations.append({"type": "mask", "path": path})
             if rule.header_names:
-                for name, v in zip(rule.header_names, next(header_values)):
+                for name, v in zip(rule.header_names, next(header_values), strict=True):
                     obligations.append({"type": "header", "name": name, "value": _header_text(v)})
         if G:
             reasons.extend(f"role:{role}" for role in sorted(G))
@@ -249,7 +253,10 @@ class Engine:
             _, values = bucket.outputs[i](P, R, C, X)
         except Exception:
             return []
-        return [{"rule": rule.id, "name": name, "value": _json_value(v)} for name, v in zip(rule.advice_names, values)]
+        return [
+            {"rule": rule.id, "name": name, "value": _json_value(v)}
+            for name, v in zip(rule.advice_names, values, strict=True)
+        ]
 
 
 def _parents(given: Any, side: str) -> tuple[str, ...]:
@@ -259,7 +266,7 @@ def _parents(given: Any, side: str) -> tuple[str, ...]:
     for i, item in enumerate(given):
         parent = entity_ref(item)
         if parent is None:
-            raise _BadRequest(f"{side}.parents[{i}]", "expected {\"type\": ..., \"id\": ...}")
+            raise _BadRequest(f"{side}.parents[{i}]", 'expected {"type": ..., "id": ...}')
         out.append(parent)
     return tuple(out)
 

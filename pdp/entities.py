@@ -45,11 +45,25 @@ def read_data_file(path: str, text: str) -> DataFile:
     try:
         content = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise PolicyDataError([Diagnostic("invalid_data", f"not valid JSON: {exc.msg}",
-                                          Span(path, exc.lineno, exc.colno, exc.lineno, exc.colno + 1))]) from None
+        raise PolicyDataError(
+            [
+                Diagnostic(
+                    "invalid_data",
+                    f"not valid JSON: {exc.msg}",
+                    Span(path, exc.lineno, exc.colno, exc.lineno, exc.colno + 1),
+                )
+            ]
+        ) from None
     if not isinstance(content, dict) or not set(content) <= {"entities", "constants"}:
-        raise PolicyDataError([Diagnostic("invalid_data", "a data file is an object with `entities` and/or `constants`",
-                                          Span(path, 1, 1, 1, 2))])
+        raise PolicyDataError(
+            [
+                Diagnostic(
+                    "invalid_data",
+                    "a data file is an object with `entities` and/or `constants`",
+                    Span(path, 1, 1, 1, 2),
+                )
+            ]
+        )
     return DataFile(path, content)
 
 
@@ -80,7 +94,11 @@ def build_store(files: Sequence[DataFile], schema: Schema) -> EntityStore:
             continue
         for i, item in enumerate(entities):
             where = f"entities[{i}]"
-            if not isinstance(item, dict) or not isinstance(item.get("type"), str) or not isinstance(item.get("id"), str):
+            if (
+                not isinstance(item, dict)
+                or not isinstance(item.get("type"), str)
+                or not isinstance(item.get("id"), str)
+            ):
                 problems.append(_problem(f.path, f"{where}: an entity needs string `type` and `id`"))
                 continue
             etype, eid = item["type"], item["id"]
@@ -100,7 +118,7 @@ def build_store(files: Sequence[DataFile], schema: Schema) -> EntityStore:
             for j, parent in enumerate(item.get("parents", []) or []):
                 ref = entity_ref(parent)
                 if ref is None:
-                    problems.append(_problem(f.path, f"{where}.parents[{j}]: expected {{\"type\": ..., \"id\": ...}}"))
+                    problems.append(_problem(f.path, f'{where}.parents[{j}]: expected {{"type": ..., "id": ...}}'))
                 else:
                     refs.append(ref)
             store.parents[f"{etype}::{eid}"] = tuple(refs)

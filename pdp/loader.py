@@ -12,14 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pdp.entities import DataFile, EntityStore, build_store, constants_of, read_data_file
 from policy_lang.checker import check
 from policy_lang.compiler import CompiledPolicy, compile_policy
-from policy_lang.errors import PolicyError
+from policy_lang.errors import Diagnostic, PolicyError
 from policy_lang.nodes import PolicyFile
 from policy_lang.parser import parse
 from policy_lang.spans import Source
-
-from pdp.entities import DataFile, EntityStore, build_store, constants_of, read_data_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +66,9 @@ def read_directory(root: str | Path) -> PolicySources:
 
 def parse_all(sources: PolicySources) -> list[PolicyFile]:
     """Parse every file, reporting the syntax errors of all of them together."""
-    files, diagnostics, texts = [], [], {}
+    files: list[PolicyFile] = []
+    diagnostics: list[Diagnostic] = []
+    texts: dict[str, Source] = {}
     for name, namespace, text in sources.policies:
         texts[name] = Source(name, text)
         try:

@@ -14,8 +14,21 @@ from policy_lang import nodes as n
 from policy_lang.convert import ConversionError, converter
 from policy_lang.errors import Diagnostic, PolicyCheckError
 from policy_lang.schema import (
-    BOOL, DATETIME, DURATION, INT, IP, PRIMITIVES, STRING, EntityType, EnumType, Field, MapOf, Prim,
-    Record, Schema, SetOf, Type,
+    BOOL,
+    DATETIME,
+    DURATION,
+    INT,
+    IP,
+    PRIMITIVES,
+    STRING,
+    EntityType,
+    EnumType,
+    Field,
+    MapOf,
+    Record,
+    Schema,
+    SetOf,
+    Type,
 )
 from policy_lang.spans import Source
 from policy_lang.typer import Env, Names, Typer, did_you_mean, facts_when, path_of
@@ -96,14 +109,24 @@ class _Checker:
         bindings = self.check_bindings()
         rules = self.check_rules()
         return CheckedPolicySet(
-            self.schema, tuple(rules), self.roles, ancestors, grants, tuple(bindings), self.constants,
-            self.windows, self.names.enum_members, self.files,
+            self.schema,
+            tuple(rules),
+            self.roles,
+            ancestors,
+            grants,
+            tuple(bindings),
+            self.constants,
+            self.windows,
+            self.names.enum_members,
+            self.files,
         )
 
     # ---- schema ----------------------------------------------------------------
     def claim_name(self, name: str, node: Any, taken: dict[str, Any]) -> bool:
         if name in taken:
-            self.error("duplicate_declaration", f"`{name}` is declared twice", node, f"first declared at {taken[name].span}")
+            self.error(
+                "duplicate_declaration", f"`{name}` is declared twice", node, f"first declared at {taken[name].span}"
+            )
             return False
         taken[name] = node
         return True
@@ -133,7 +156,9 @@ class _Checker:
             if t.name in self.schema.enums:
                 return self.schema.enums[t.name]
             if t.name in self.entity_decls:
-                self.error("type_error", f"entity type `{t.name}` cannot be an attribute type; store the id as a string", t)
+                self.error(
+                    "type_error", f"entity type `{t.name}` cannot be an attribute type; store the id as a string", t
+                )
                 return None
             known = [*PRIMITIVES, *self.schema.enums, "set", "map"]
             self.error("unknown_type", f"unknown type `{t.name}`", t, did_you_mean(t.name, known))
@@ -173,7 +198,9 @@ class _Checker:
         for name, decl in self.entity_decls.items():
             for p in decl.parents:
                 if p.name not in self.entity_decls:
-                    self.error("unknown_type", f"unknown entity type `{p.name}`", p, did_you_mean(p.name, self.entity_decls))
+                    self.error(
+                        "unknown_type", f"unknown entity type `{p.name}`", p, did_you_mean(p.name, self.entity_decls)
+                    )
             self.schema.entities[name] = EntityType(
                 name, self.resolve_record(decl.attrs), tuple(p.name for p in decl.parents), decl.is_principal
             )
@@ -189,7 +216,9 @@ class _Checker:
             rtype = decl.resource_type.name
             if rtype not in self.schema.entities:
                 self.error(
-                    "unknown_type", f"unknown entity type `{rtype}`", decl.resource_type,
+                    "unknown_type",
+                    f"unknown entity type `{rtype}`",
+                    decl.resource_type,
                     did_you_mean(rtype, self.schema.entities),
                 )
                 continue
@@ -208,7 +237,9 @@ class _Checker:
             ok = True
             for f in decl.fields:
                 if f.name not in values:
-                    self.error("invalid_window", f"unknown window field `{f.name}`", f, "use `days`, `hours` and `zone`")
+                    self.error(
+                        "invalid_window", f"unknown window field `{f.name}`", f, "use `days`, `hours` and `zone`"
+                    )
                     ok = False
                     continue
                 try:
@@ -244,8 +275,10 @@ class _Checker:
     def external_constant(self, decl: n.ConstDecl, declared: Type) -> None:
         if decl.name not in self.constant_values:
             self.error(
-                "missing_constant", f"constant `{decl.name}` has no value", decl,
-                "give it a value here or under \"constants\" in a data file",
+                "missing_constant",
+                f"constant `{decl.name}` has no value",
+                decl,
+                'give it a value here or under "constants" in a data file',
             )
             return
         try:
@@ -313,7 +346,9 @@ class _Checker:
         for decl in self.roles.values():
             for parent in decl.extends:
                 if parent.name not in self.roles:
-                    self.error("unknown_role", f"unknown role `{parent.name}`", parent, did_you_mean(parent.name, self.roles))
+                    self.error(
+                        "unknown_role", f"unknown role `{parent.name}`", parent, did_you_mean(parent.name, self.roles)
+                    )
         cycle = self.find_role_cycle()
         if cycle:
             self.error("role_cycle", "role inheritance cycle: " + " -> ".join(cycle), self.roles[cycle[0]])
@@ -345,7 +380,7 @@ class _Checker:
                 if p not in self.roles:
                     continue
                 if state.get(p) == 1:
-                    return [*stack[stack.index(p):], p]
+                    return [*stack[stack.index(p) :], p]
                 if p not in state:
                     found = visit(p)
                     if found:
@@ -375,11 +410,20 @@ class _Checker:
 
     def known_resource(self, ident: n.Ident) -> bool:
         if ident.name not in self.schema.entities:
-            self.error("unknown_type", f"unknown entity type `{ident.name}`", ident, did_you_mean(ident.name, self.schema.entities))
+            self.error(
+                "unknown_type",
+                f"unknown entity type `{ident.name}`",
+                ident,
+                did_you_mean(ident.name, self.schema.entities),
+            )
             return False
         if not self.schema.actions.get(ident.name):
-            self.error("never_applies", f"`{ident.name}` has no actions, so nothing can be done to it", ident,
-                       f"declare them: `actions {ident.name} {{ ... }}`")
+            self.error(
+                "never_applies",
+                f"`{ident.name}` has no actions, so nothing can be done to it",
+                ident,
+                f"declare them: `actions {ident.name} {{ ... }}`",
+            )
             return False
         return True
 
@@ -388,12 +432,18 @@ class _Checker:
             return True
         everywhere = self.schema.all_actions()
         if action.name not in everywhere:
-            self.error("unknown_action", f"unknown action `{action.name}`", action, did_you_mean(action.name, everywhere))
+            self.error(
+                "unknown_action", f"unknown action `{action.name}`", action, did_you_mean(action.name, everywhere)
+            )
         else:
             shown = ", ".join(f"`{rt}`" for rt in resource_types)
             valid = sorted(frozenset().union(*(self.schema.actions.get(rt, frozenset()) for rt in resource_types)))
-            self.error("never_applies", f"action `{action.name}` is not valid for {shown}", action,
-                       f"valid actions: {', '.join(valid)}" if valid else None)
+            self.error(
+                "never_applies",
+                f"action `{action.name}` is not valid for {shown}",
+                action,
+                f"valid actions: {', '.join(valid)}" if valid else None,
+            )
         return False
 
     def check_bindings(self) -> list[Binding]:
@@ -401,17 +451,25 @@ class _Checker:
         for decl in self.items(n.BindingDecl):
             ptype = decl.principal_type.name
             if ptype not in self.schema.entities:
-                self.error("unknown_type", f"unknown entity type `{ptype}`", decl.principal_type,
-                           did_you_mean(ptype, self.schema.entities))
+                self.error(
+                    "unknown_type",
+                    f"unknown entity type `{ptype}`",
+                    decl.principal_type,
+                    did_you_mean(ptype, self.schema.entities),
+                )
                 continue
             applies: dict[str, dict[int, Type]] = {}
             first_errors: list[Diagnostic] | None = None
             for rtype in self.schema.resource_types:
                 diags: list[Diagnostic] = []
-                typer = Typer(self.schema, self.names, Env(self.schema.entities[ptype], self.schema.entities[rtype]), diags)
+                typer = Typer(
+                    self.schema, self.names, Env(self.schema.entities[ptype], self.schema.entities[rtype]), diags
+                )
                 t = typer.check(decl.expr)
                 if t is not None and t != SetOf(STRING):
-                    diags.append(Diagnostic("type_error", f"role bindings must be set<string>, found {t}", decl.expr.span))
+                    diags.append(
+                        Diagnostic("type_error", f"role bindings must be set<string>, found {t}", decl.expr.span)
+                    )
                 if diags:
                     first_errors = first_errors or diags
                     continue
@@ -428,8 +486,12 @@ class _Checker:
         checked = []
         for rule in self.items(n.Rule):
             if rule.qualified_id in seen:
-                self.error("duplicate_rule", f"rule `{rule.qualified_id}` is declared twice", rule.id,
-                           f"first declared at {seen[rule.qualified_id].span}")
+                self.error(
+                    "duplicate_rule",
+                    f"rule `{rule.qualified_id}` is declared twice",
+                    rule.id,
+                    f"first declared at {seen[rule.qualified_id].span}",
+                )
                 continue
             seen[rule.qualified_id] = rule.id
             result = self.check_rule(rule)
@@ -441,7 +503,9 @@ class _Checker:
         ok = True
         for p in rule.principals:
             if p.name not in self.schema.entities:
-                self.error("unknown_type", f"unknown entity type `{p.name}`", p, did_you_mean(p.name, self.schema.entities))
+                self.error(
+                    "unknown_type", f"unknown entity type `{p.name}`", p, did_you_mean(p.name, self.schema.entities)
+                )
                 ok = False
         for r in rule.roles:
             if r.name not in self.roles:
@@ -452,8 +516,11 @@ class _Checker:
             if len(rtypes) != len(rule.resources):
                 return None
         else:
-            rtypes = [rt for rt in self.schema.resource_types
-                      if not rule.actions or any(a.name in self.schema.actions[rt] for a in rule.actions)]
+            rtypes = [
+                rt
+                for rt in self.schema.resource_types
+                if not rule.actions or any(a.name in self.schema.actions[rt] for a in rule.actions)
+            ]
         for a in rule.actions:
             ok = self.valid_action(a, rtypes or self.schema.resource_types) and ok
         if not ok:
@@ -499,12 +566,20 @@ class _Checker:
         if path is None or len(path) < 2 or path[0] == "now":
             self.error("type_error", "`mask` takes attribute paths such as `resource.ssn`", target)
             return
-        record: Any = {"principal": env.principal.record, "resource": env.resource.record, "context": self.schema.context}[path[0]]
+        record: Any = {
+            "principal": env.principal.record,
+            "resource": env.resource.record,
+            "context": self.schema.context,
+        }[path[0]]
         for name in path[1:]:
             if not isinstance(record, Record) or record.get(name) is None:
                 names = [f.name for f in record.fields] if isinstance(record, Record) else []
-                self.error("unknown_attribute", f"no attribute `{name}` to mask in `{'.'.join(path)}`", target,
-                           did_you_mean(name, names))
+                self.error(
+                    "unknown_attribute",
+                    f"no attribute `{name}` to mask in `{'.'.join(path)}`",
+                    target,
+                    did_you_mean(name, names),
+                )
                 return
             record = record.get(name).type  # type: ignore[union-attr]
             if isinstance(record, EntityType):

@@ -12,10 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 from policy_lang import nodes as n
-from policy_lang.schema import (
-    EMPTY_SET, IP, ROLE, WINDOW, EntityRefType, EntityType, MapOf, SetOf, Type,
-)
 from policy_lang.convert import converter
+from policy_lang.schema import (
+    EMPTY_SET,
+    IP,
+    ROLE,
+    WINDOW,
+    EntityRefType,
+    EntityType,
+    MapOf,
+    SetOf,
+    Type,
+)
 from policy_lang.typer import CONSTRUCTORS
 from policy_lang.values import IPSet, glob_match
 

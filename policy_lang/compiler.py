@@ -89,10 +89,15 @@ class _Compiler:
         source = "\n".join(self.lines) + "\n"
         namespace = run(source, self.k.values, {})
         buckets = {}
-        for number, (key, rules, outputs, uses_now, uses_roles, grants) in enumerate(plans):
+        for number, (key, compiled_rules, outputs, uses_now, uses_roles, grants) in enumerate(plans):
             buckets[key] = Bucket(
-                key, rules, namespace[f"b{number}"], {i: namespace[name] for i, name in outputs.items()},
-                grants, uses_now, uses_roles,
+                key,
+                compiled_rules,
+                namespace[f"b{number}"],
+                {i: namespace[name] for i, name in outputs.items()},
+                grants,
+                uses_now,
+                uses_roles,
             )
         role_functions = {k: namespace[name] for k, name in role_fn_names.items()}
         return CompiledPolicy(revision, self.checked, buckets, role_functions, source)
@@ -127,8 +132,12 @@ class _Compiler:
             self.lines.append("    H = set()")
             for expr, types in exprs:
                 # A missing key (no roles in this tenant) confers nothing rather than failing.
-                self.lines += ["    try:", f"        H.update({self.expr_compiler(types).expr(expr)})",
-                               "    except LookupError:", "        pass"]
+                self.lines += [
+                    "    try:",
+                    f"        H.update({self.expr_compiler(types).expr(expr)})",
+                    "    except LookupError:",
+                    "        pass",
+                ]
             self.lines.append(f"    return {self.close_roles}(H)")
         return names
 
@@ -153,18 +162,29 @@ class _Compiler:
                 body += ["    if F or E:", "        return F, None, E, None", "    M = []"]
             cond = self.condition(r, ec)
             target = "F" if r.effect == "forbid" else "M"
-            body += ["    try:", f"        if {cond}:", f"            {target}.append({i})",
-                     "    except Exception as e:", f"        E.append(({i}, e))"]
+            body += [
+                "    try:",
+                f"        if {cond}:",
+                f"            {target}.append({i})",
+                "    except Exception as e:",
+                f"        E.append(({i}, e))",
+            ]
             uses_now |= ec.uses_now
             uses_roles |= ec.uses_roles or bool(r.roles)
             out_name = self.emit_outputs(number, i, r, ec)
             if out_name:
                 outputs[i] = out_name
-            compiled.append(CompiledRule(
-                r.qualified_id, r.effect, r.span, self.masks(r),
-                tuple(h.name for h in r.obligations if isinstance(h, n.SetHeader)),
-                tuple(a.name for a in r.advice), rule,
-            ))
+            compiled.append(
+                CompiledRule(
+                    r.qualified_id,
+                    r.effect,
+                    r.span,
+                    self.masks(r),
+                    tuple(h.name for h in r.obligations if isinstance(h, n.SetHeader)),
+                    tuple(a.name for a in r.advice),
+                    rule,
+                )
+            )
         if not permits_started:
             body += ["    if F or E:", "        return F, None, E, None", "    M = []"]
         grant_code = "None"
@@ -195,7 +215,9 @@ class _Compiler:
         values = [self.named(ec, h.value) for h in headers]
         advice = [self.named(ec, a.value) for a in rule.advice]
         self.lines.append(f"def {name}(P, R, C, X):")
-        self.lines.append("    return (" + "".join(v + ", " for v in values) + "), (" + "".join(a + ", " for a in advice) + ")")
+        self.lines.append(
+            "    return (" + "".join(v + ", " for v in values) + "), (" + "".join(a + ", " for a in advice) + ")"
+        )
         return name
 
     def named(self, ec: ExprCompiler, e: n.Expr) -> str:

@@ -13,7 +13,19 @@ from functools import lru_cache
 from typing import Any
 
 from policy_lang.schema import (
-    BOOL, DATETIME, DURATION, INT, IP, STRING, EntityType, EnumType, MapOf, Prim, Record, SetOf, Type,
+    BOOL,
+    DATETIME,
+    DURATION,
+    INT,
+    IP,
+    STRING,
+    EntityType,
+    EnumType,
+    MapOf,
+    Prim,
+    Record,
+    SetOf,
+    Type,
 )
 from policy_lang.values import parse_datetime, parse_duration, parse_ip
 
@@ -86,7 +98,7 @@ def _duration(value: Any) -> Any:
     if type(value) in (int, float):
         return float(value)
     if type(value) is not str:
-        raise ConversionError(f"expected duration such as \"15m\" or seconds, found {_json_type(value)}")
+        raise ConversionError(f'expected duration such as "15m" or seconds, found {_json_type(value)}')
     try:
         return parse_duration(value)
     except ValueError as exc:

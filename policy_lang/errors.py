@@ -41,9 +41,7 @@ class PolicyError(Exception):
     """Root of every error the compiler raises; carries all diagnostics found, sorted by place."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic], sources: Mapping[str, Source] | None = None):
-        diags = sorted(
-            set(diagnostics), key=lambda d: (d.span.file, d.span.line, d.span.col, d.code, d.message)
-        )
+        diags = sorted(set(diagnostics), key=lambda d: (d.span.file, d.span.line, d.span.col, d.code, d.message))
         if not diags:
             raise ValueError("a PolicyError needs at least one diagnostic")
         self.diagnostics: tuple[Diagnostic, ...] = tuple(diags)

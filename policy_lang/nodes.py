@@ -7,7 +7,7 @@ so two policies that say the same thing compare equal wherever they were written
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 from policy_lang.spans import UNKNOWN_SPAN, Span
 
@@ -149,10 +149,25 @@ class SetLit:
     span: Span = _span()
 
 
-Expr = Union[
-    Lit, Var, Name, RoleRef, EntityRef, Attr, Index, Method, Call, Has, Like, Binary, And, Or, Not,
-    Neg, SetLit,
-]
+Expr = (
+    Lit
+    | Var
+    | Name
+    | RoleRef
+    | EntityRef
+    | Attr
+    | Index
+    | Method
+    | Call
+    | Has
+    | Like
+    | Binary
+    | And
+    | Or
+    | Not
+    | Neg
+    | SetLit
+)
 
 # ---- types -------------------------------------------------------------------
 
@@ -182,7 +197,7 @@ class RecordType:
     span: Span = _span()
 
 
-TypeExpr = Union[NamedType, SetType, MapType, RecordType]
+TypeExpr = NamedType | SetType | MapType | RecordType
 
 # ---- declarations --------------------------------------------------------------
 
@@ -294,7 +309,7 @@ class SetHeader:
     span: Span = _span()
 
 
-Obligation = Union[Mask, SetHeader]
+Obligation = Mask | SetHeader
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,9 +346,7 @@ class Rule:
         return f"{self.namespace}.{self.id.name}" if self.namespace else self.id.name
 
 
-Declaration = Union[
-    EnumDecl, EntityDecl, ContextDecl, ActionsDecl, RoleDecl, BindingDecl, ConstDecl, WindowDecl, Rule
-]
+Declaration = EnumDecl | EntityDecl | ContextDecl | ActionsDecl | RoleDecl | BindingDecl | ConstDecl | WindowDecl | Rule
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,8 +115,13 @@ class _ToAst(Transformer[Token, Any]):
 
     def _tok_span(self, tok: Token) -> Span:
         return Span(
-            self.filename, tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0,
-            tok.start_pos or 0, tok.end_pos or 0,
+            self.filename,
+            tok.line or 0,
+            tok.column or 0,
+            tok.end_line or 0,
+            tok.end_column or 0,
+            tok.start_pos or 0,
+            tok.end_pos or 0,
         )
 
     def _ident(self, tok: Token) -> n.Ident:
@@ -131,9 +136,7 @@ class _ToAst(Transformer[Token, Any]):
                 namespace = child[1]
             else:
                 items.append(child)
-        final = tuple(
-            _with_namespace(item, namespace) if isinstance(item, n.Rule) else item for item in items
-        )
+        final = tuple(_with_namespace(item, namespace) if isinstance(item, n.Rule) else item for item in items)
         return n.PolicyFile(self.filename, namespace, final, self._span(meta))
 
     def namespace_decl(self, meta: Any, children: list[Any]) -> tuple[str, str]:
@@ -236,8 +239,14 @@ class _ToAst(Transformer[Token, Any]):
     # ---- rules ---------------------------------------------------------------
     def rule(self, meta: Any, children: list[Any]) -> n.Rule:
         parts: dict[str, list[Any]] = {
-            "annotations": [], "principal": [], "action": [], "resource": [], "role": [],
-            "conditions": [], "obligations": [], "advice": [],
+            "annotations": [],
+            "principal": [],
+            "action": [],
+            "resource": [],
+            "role": [],
+            "conditions": [],
+            "obligations": [],
+            "advice": [],
         }
         effect = rule_id = None
         for child in children:
@@ -255,9 +264,18 @@ class _ToAst(Transformer[Token, Any]):
                 parts[child[0]].extend(child[1])
         assert effect in ("permit", "forbid") and rule_id is not None
         return n.Rule(
-            rule_id, effect, tuple(parts["annotations"]), tuple(parts["principal"]), tuple(parts["action"]),
-            tuple(parts["resource"]), tuple(parts["role"]), tuple(parts["conditions"]),
-            tuple(parts["obligations"]), tuple(parts["advice"]), "", self._span(meta),
+            rule_id,
+            "permit" if effect == "permit" else "forbid",
+            tuple(parts["annotations"]),
+            tuple(parts["principal"]),
+            tuple(parts["action"]),
+            tuple(parts["resource"]),
+            tuple(parts["role"]),
+            tuple(parts["conditions"]),
+            tuple(parts["obligations"]),
+            tuple(parts["advice"]),
+            "",
+            self._span(meta),
         )
 
     def annotation(self, meta: Any, children: list[Token]) -> n.Annotation:
@@ -402,6 +420,16 @@ class _ToAst(Transformer[Token, Any]):
 
 def _with_namespace(rule: n.Rule, namespace: str) -> n.Rule:
     return n.Rule(
-        rule.id, rule.effect, rule.annotations, rule.principals, rule.actions, rule.resources, rule.roles,
-        rule.conditions, rule.obligations, rule.advice, namespace, rule.span,
+        rule.id,
+        rule.effect,
+        rule.annotations,
+        rule.principals,
+        rule.actions,
+        rule.resources,
+        rule.roles,
+        rule.conditions,
+        rule.obligations,
+        rule.advice,
+        namespace,
+        rule.span,
     )

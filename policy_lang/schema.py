@@ -7,7 +7,6 @@ engine (convert a JSON value from a request or a data file into its runtime form
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +103,7 @@ class EntityRefType:
 
 WINDOW, ROLE, EMPTY_SET = Special("window"), Special("role"), Special("empty set")
 
-Type = Union[Prim, EnumType, SetOf, MapOf, Record, EntityType, Special, EntityRefType]
+Type = Prim | EnumType | SetOf | MapOf | Record | EntityType | Special | EntityRefType
 
 
 def compatible(a: Type, b: Type) -> bool:

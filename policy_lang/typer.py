@@ -14,8 +14,24 @@ from dataclasses import dataclass, field
 from policy_lang import nodes as n
 from policy_lang.errors import Diagnostic
 from policy_lang.schema import (
-    BOOL, DATETIME, DURATION, EMPTY_SET, INT, IP, ROLE, STRING, WINDOW, EntityRefType, EntityType,
-    EnumType, MapOf, Record, Schema, SetOf, Type, compatible,
+    BOOL,
+    DATETIME,
+    DURATION,
+    EMPTY_SET,
+    INT,
+    IP,
+    ROLE,
+    STRING,
+    WINDOW,
+    EntityRefType,
+    EntityType,
+    EnumType,
+    MapOf,
+    Record,
+    Schema,
+    SetOf,
+    Type,
+    compatible,
 )
 
 Path = tuple[str, ...]
@@ -179,7 +195,9 @@ class Typer:
             if e.obj == n.Var("context"):
                 owner = "the context"
             names = [x.name for x in record.fields] + (["id"] if isinstance(base, EntityType) else [])
-            raise self.error("unknown_attribute", f"{owner} has no attribute `{e.name}`", e, did_you_mean(e.name, names))
+            raise self.error(
+                "unknown_attribute", f"{owner} has no attribute `{e.name}`", e, did_you_mean(e.name, names)
+            )
         if f.optional:
             path = path_of(e)
             if path is None or path not in facts:
@@ -215,7 +233,9 @@ class Typer:
         if isinstance(base, SetOf) or base == EMPTY_SET:
             elem = base.element if isinstance(base, SetOf) else None
             if e.name not in SET_METHODS:
-                raise self.error("unknown_method", f"sets have no method `{e.name}`", e, did_you_mean(e.name, SET_METHODS))
+                raise self.error(
+                    "unknown_method", f"sets have no method `{e.name}`", e, did_you_mean(e.name, SET_METHODS)
+                )
             arity = 0 if e.name in ("is_empty", "size") else 1
             if len(args) != arity:
                 raise self.error("type_error", f"`{e.name}` takes {arity} argument(s)", e)

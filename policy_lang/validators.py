@@ -27,8 +27,13 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
     for number, (name, (record, full)) in enumerate(sorted(records.items())):
         fn = f"v{number}"
         names[name] = fn
-        lines += [f"def {fn}(a):", f"    if type(a) is not {dict_t}:", "        raise LookupError",
-                  "    c = 0", "    out = a"]
+        lines += [
+            f"def {fn}(a):",
+            f"    if type(a) is not {dict_t}:",
+            "        raise LookupError",
+            "    c = 0",
+            "    out = a",
+        ]
         for f in record.fields:
             key = k.ref(f.name)
             lines += [f"    x = a.get({key}, {missing})", f"    if x is not {missing}:", "        c += 1"]
@@ -36,8 +41,11 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
                 lines += [f"        if type(x) is not {k.ref(_SIMPLE[f.type])}:", "            raise LookupError"]
             else:
                 # The first converted field copies: the caller's dict is never written to.
-                lines += ["        if out is a:", f"            out = {dict_t}(a)",
-                          f"        out[{key}] = {k.ref(converter(f.type))}(x)"]
+                lines += [
+                    "        if out is a:",
+                    f"            out = {dict_t}(a)",
+                    f"        out[{key}] = {k.ref(converter(f.type))}(x)",
+                ]
             if full and not f.optional:
                 lines += ["    else:", "        raise LookupError"]
         lines += ["    if c != len(a):", "        raise LookupError", "    return out"]

@@ -37,7 +37,7 @@ def parse_datetime(text: str) -> float:
 
 
 def format_datetime(epoch: float) -> str:
-    return _dt.datetime.fromtimestamp(epoch, _dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return _dt.datetime.fromtimestamp(epoch, _dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +153,7 @@ def parse_days(text: str) -> frozenset[int]:
         if lo not in _DAYS or (hi and hi not in _DAYS):
             raise ValueError(f"`{text}` is not a list of days such as `mon-fri` or `sat,sun`")
         a, b = _DAYS.index(lo), _DAYS.index(hi or lo)
-        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(0, b + 1)])
+        days.update(range(a, b + 1) if a <= b else [*range(a, 7), *range(b + 1)])
     return frozenset(days)
 
 
