@@ -213,7 +213,11 @@ class Engine:
                 self._remember(deny_key, decision)
             return decision
         if not M and not G:
-            return self._deny_nothing_applies
+            nothing = self._memo.get(bucket.key)
+            if nothing is None:  # keeps the bucket's clock dependence: a later permit may match
+                nothing = Decision(False, revision=self._revision, time_dependent=bucket.uses_now)
+                self._remember(bucket.key, nothing)
+            return nothing
         values: list[Any] = []
         for i in M:
             if rules[i].header_names:

@@ -73,6 +73,9 @@ def parse_ip(text: str) -> IPNet:
         addr = ipaddress.ip_address(text)
     except ValueError:
         raise ValueError(f"`{text}` is not an IP address or CIDR network") from None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        # A dual-stack listener reports IPv4 clients as ::ffff:a.b.c.d; judge them as the IPv4 they are.
+        addr = addr.ipv4_mapped
     return IPNet(addr.version, int(addr), addr.max_prefixlen)
 
 
