@@ -10,8 +10,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from policy_lang import nodes as n
 from policy_lang.errors import Diagnostic, PolicyError, PolicySyntaxError
@@ -32,17 +32,24 @@ def _parser() -> Lark:
 
 
 def parse(text: str, *, filename: str = "<string>", namespace: str = "") -> n.PolicyFile:
-    """Parse one `.pdp` file. `namespace` is used when the file declares none."""
+    """Parse one `.pdp` file. `namespace` is used when the file declares none.
+
+    Results are kept per (text, filename, namespace): the AST is immutable, and a reload
+    then re-parses only the files that changed (LALR parsing in Python is the slow step).
+    """
+    return _parse_cached(text, filename, namespace)
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(text: str, filename: str, namespace: str) -> n.PolicyFile:
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise PolicySyntaxError([_syntax_diagnostic(exc, filename)], {filename: Source(filename, text)}) from None
     try:
         return _ToAst(filename, namespace).transform(tree)  # type: ignore[no-any-return]
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, PolicyError):
-            exc.orig_exc.sources[filename] = Source(filename, text)
-            raise exc.orig_exc from None
+    except PolicyError as exc:
+        exc.sources[filename] = Source(filename, text)
         raise
 
 
@@ -65,6 +72,9 @@ def _syntax_diagnostic(exc: UnexpectedInput, filename: str) -> Diagnostic:
         expected = sorted({_describe_terminal(t) for t in exc.expected})
         message = f"unexpected {found}"
         width = max(len(str(exc.token)), 1)
+        if exc.token.type == "$END" and exc.token.end_line and exc.token.end_column:
+            # lark places end of file on the last token; the caret belongs just after it.
+            line, col = exc.token.end_line, exc.token.end_column
     elif isinstance(exc, UnexpectedCharacters):
         message = f"unexpected character `{exc.char}`"
         expected = []
@@ -99,14 +109,39 @@ def unquote(token: str) -> str:
     return "".join(out)
 
 
-@v_args(meta=True)
-class _ToAst(Transformer[Token, Any]):
-    """One short method per grammar rule; `meta` carries the positions."""
+class _ToAst:
+    """One short method per grammar rule, called with (meta, children); `meta` carries the positions.
+
+    The walk is our own, iterative and post-order: deep nesting cannot exhaust the stack, and
+    it avoids the per-node wrapper objects that lark's `v_args` builds.
+    """
 
     def __init__(self, filename: str, namespace: str):
-        super().__init__()
         self.filename = filename
         self.namespace = namespace
+        self._methods: dict[str, Any] = {}
+
+    def transform(self, root: Tree[Token]) -> Any:
+        results: list[Any] = []
+        work: list[tuple[Any, bool]] = [(root, False)]
+        methods = self._methods
+        while work:
+            node, done = work.pop()
+            if not isinstance(node, Tree):
+                results.append(node)
+            elif done:
+                count = len(node.children)
+                children = results[len(results) - count :] if count else []
+                if count:
+                    del results[len(results) - count :]
+                method = methods.get(node.data)
+                if method is None:
+                    method = methods[node.data] = getattr(self, str(node.data))
+                results.append(method(node.meta, children))
+            else:
+                work.append((node, True))
+                work.extend((child, False) for child in reversed(node.children))
+        return results[0]
 
     def _span(self, meta: Any) -> Span:
         if getattr(meta, "empty", True):
@@ -413,9 +448,6 @@ class _ToAst(Transformer[Token, Any]):
 
     def set_lit(self, meta: Any, c: list[Any]) -> n.SetLit:
         return n.SetLit(tuple(x for x in c if x is not None), self._span(meta))
-
-    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:  # pragma: no cover
-        return Tree(data, children, meta)
 
 
 def _with_namespace(rule: n.Rule, namespace: str) -> n.Rule:

@@ -7,9 +7,10 @@ into code, and the compile fails instead of running it.
 
 from __future__ import annotations
 
-import ast
 import builtins
+import dis
 import re
+from types import CodeType
 from typing import Any
 
 _NAME = re.compile(
@@ -34,50 +35,58 @@ _ATTRS = frozenset(
         "get",
     }
 )
-_NODES = (
-    ast.Module,
-    ast.FunctionDef,
-    ast.arguments,
-    ast.arg,
-    ast.Return,
-    ast.If,
-    ast.Try,
-    ast.ExceptHandler,
-    ast.Expr,
-    ast.Assign,
-    ast.Name,
-    ast.Load,
-    ast.Store,
-    ast.Attribute,
-    ast.Call,
-    ast.Subscript,
-    ast.Compare,
-    ast.BoolOp,
-    ast.UnaryOp,
-    ast.BinOp,
-    ast.Constant,
-    ast.Tuple,
-    ast.List,
-    ast.And,
-    ast.Or,
-    ast.Not,
-    ast.USub,
-    ast.Sub,
-    ast.Add,
-    ast.BitAnd,
-    ast.Eq,
-    ast.NotEq,
-    ast.Lt,
-    ast.LtE,
-    ast.Gt,
-    ast.GtE,
-    ast.In,
-    ast.NotIn,
-    ast.Pass,
-    ast.AugAssign,
-    ast.Raise,
-    ast.Is,
-    ast.IsNot,
+# Straight-line code only: no loops (no backward jumps, no iteration), no imports, no
+# classes, no closures, no attribute or global writes.
+_OPCODES = frozenset(
+    dis.opmap[name]
+    for name in (
+        "CACHE",
+        "NOP",
+        "RESUME",
+        "EXTENDED_ARG",
+        "POP_TOP",
+        "COPY",
+        "SWAP",
+        "PUSH_NULL",
+        "LOAD_CONST",
+        "LOAD_FAST",
+        "STORE_FAST",
+        "DELETE_FAST",
+        "LOAD_GLOBAL",
+        "LOAD_NAME",
+        "STORE_NAME",
+        "LOAD_ATTR",
+        "LOAD_METHOD",
+        "BINARY_OP",
+        "BINARY_SUBSCR",
+        "STORE_SUBSCR",
+        "BUILD_LIST",
+        "BUILD_TUPLE",
+        "BUILD_SET",
+        "PRECALL",
+        "CALL",
+        "KW_NAMES",
+        "COMPARE_OP",
+        "CONTAINS_OP",
+        "IS_OP",
+        "UNARY_NOT",
+        "UNARY_NEGATIVE",
+        "JUMP_FORWARD",
+        "POP_JUMP_FORWARD_IF_FALSE",
+        "POP_JUMP_FORWARD_IF_TRUE",
+        "POP_JUMP_FORWARD_IF_NONE",
+        "POP_JUMP_FORWARD_IF_NOT_NONE",
+        "JUMP_IF_FALSE_OR_POP",
+        "JUMP_IF_TRUE_OR_POP",
+        "CHECK_EXC_MATCH",
+        "PUSH_EXC_INFO",
+        "POP_EXCEPT",
+        "RERAISE",
+        "RAISE_VARARGS",
+        "RETURN_VALUE",
+        "MAKE_FUNCTION",
+    )
+    if name in dis.opmap
 )
 SAFE_BUILTINS = ("frozenset", "len", "set", "type", "Exception", "LookupError")
 
@@ -86,30 +95,45 @@ class UnsafeCodeError(RuntimeError):
     pass
 
 
-def validate(source: str) -> None:
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if not isinstance(node, _NODES):
-            raise UnsafeCodeError(f"generated code contains a {type(node).__name__}")
-        if isinstance(node, ast.Name) and not _NAME.match(node.id):
-            raise UnsafeCodeError(f"generated code names `{node.id}`")
-        if isinstance(node, ast.FunctionDef) and not _NAME.match(node.name):
-            raise UnsafeCodeError(f"generated code defines `{node.name}`")
-        if isinstance(node, ast.arg) and not _NAME.match(node.arg):
-            raise UnsafeCodeError(f"generated code takes `{node.arg}`")
-        if isinstance(node, ast.ExceptHandler) and node.name not in (None, "e"):
-            raise UnsafeCodeError("generated code binds an unexpected exception name")
-        if isinstance(node, ast.Attribute) and node.attr not in _ATTRS:
-            raise UnsafeCodeError(f"generated code reads attribute `{node.attr}`")
-        if isinstance(node, ast.Constant) and not (node.value is None or type(node.value) in (int, bool)):
-            raise UnsafeCodeError("generated code holds a literal that is not an integer")
+def validate(source: str) -> CodeType:
+    """Compile generated source and check what the compiler produced, not the text.
+
+    Every name read (globals, attributes, locals) must be one of ours, every constant an
+    integer, a bool, None, an empty tuple or nested code, and every opcode straight-line.
+    """
+    try:
+        code = compile(source, "<policy>", "exec")
+    except SyntaxError as exc:
+        raise UnsafeCodeError(f"generated code does not compile: {exc.msg}") from None
+    stack = [code]
+    while stack:
+        co = stack.pop()
+        for name in co.co_names:
+            if not (_NAME.match(name) or name in _ATTRS):
+                raise UnsafeCodeError(f"generated code names `{name}`")
+        for name in co.co_varnames:
+            if not _NAME.match(name):
+                raise UnsafeCodeError(f"generated code binds `{name}`")
+        if co.co_cellvars or co.co_freevars:
+            raise UnsafeCodeError("generated code makes a closure")
+        for const in co.co_consts:
+            if isinstance(const, CodeType):
+                if not _NAME.match(const.co_name):
+                    raise UnsafeCodeError(f"generated code defines `{const.co_name}`")
+                stack.append(const)
+            elif not (const is None or const == () or type(const) in (int, bool)):
+                raise UnsafeCodeError("generated code holds a literal that is not an integer")
+        bad = set(co.co_code[0::2]) - _OPCODES
+        if bad:
+            raise UnsafeCodeError(f"generated code uses `{dis.opname[min(bad)]}`")
+    return code
 
 
 def run(source: str, constants: list[Any], extra: dict[str, Any]) -> dict[str, Any]:
     """Validate, then execute with only the constants table and a few builtins in scope."""
-    validate(source)
+    code = validate(source)
     namespace: dict[str, Any] = {f"k{i}": v for i, v in enumerate(constants)}
     namespace.update(extra)
     namespace["__builtins__"] = {name: getattr(builtins, name) for name in SAFE_BUILTINS}
-    exec(compile(source, "<policy>", "exec"), namespace)  # noqa: S102 - validated above
+    exec(code, namespace)  # noqa: S102 - validated above
     return namespace
