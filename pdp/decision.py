@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +26,8 @@ class DecisionError:
 class Decision:
     allowed: bool
     reasons: tuple[str, ...] = ()
-    obligations: tuple[dict[str, Any], ...] = ()
-    advice: tuple[dict[str, Any], ...] = ()
+    obligations: tuple[Mapping[str, Any], ...] = ()  # read-only: decisions are shared
+    advice: tuple[Mapping[str, Any], ...] = ()
     errors: tuple[DecisionError, ...] = ()
     revision: str = ""
     time_dependent: bool = field(default=False, compare=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pdp.decision import Decision, DecisionError
@@ -24,6 +25,7 @@ _ENTITY_KEYS = frozenset({"type", "id", "attributes", "parents"})
 _EMPTY: dict[str, Any] = {}
 _MEMO_LIMIT = 4096
 _CONTEXT = "\0context"
+_FULL = "\0full:"
 
 
 class _BadRequest(Exception):
@@ -34,11 +36,12 @@ class _BadRequest(Exception):
 
 
 class _EntitySpec:
-    __slots__ = ("fast", "slow", "required", "name")
+    __slots__ = ("fast", "fast_full", "slow", "required", "name")
 
-    def __init__(self, name: str, fast: Converter, slow: Converter, required: tuple[str, ...]):
+    def __init__(self, name: str, fast: Converter, fast_full: Converter, slow: Converter, required: tuple[str, ...]):
         self.name = name
         self.fast = fast  # generated; raises without detail
+        self.fast_full = fast_full  # the same, also requiring every required attribute
         self.slow = slow  # generic; names the field at fault
         self.required = required
 
@@ -54,6 +57,7 @@ class Engine:
         fast = generate(
             {
                 **{name: (t.record, False) for name, t in schema.entities.items()},
+                **{_FULL + name: (t.record, True) for name, t in schema.entities.items()},
                 _CONTEXT: (schema.context, True),
             }
         )
@@ -61,6 +65,7 @@ class Engine:
             name: _EntitySpec(
                 name,
                 fast[name],
+                fast[_FULL + name],
                 record_converter(t.record, partial=True),
                 tuple(f.name for f in t.record.fields if not f.optional),
             )
@@ -176,12 +181,17 @@ class Engine:
         attrs = value.get("attributes")
         if attrs is None:
             attrs = _EMPTY
-        try:
-            converted = spec.fast(attrs)
-        except Exception:
-            converted = self._convert(spec.slow, attrs, f"{side}.attributes")
         stored = self.store.attributes.get((etype, eid))
-        if stored:
+        if not stored:
+            try:
+                return etype, eid, spec.fast_full(attrs)
+            except Exception:
+                converted = self._convert(spec.slow, attrs, f"{side}.attributes")
+        else:
+            try:
+                converted = spec.fast(attrs)
+            except Exception:
+                converted = self._convert(spec.slow, attrs, f"{side}.attributes")
             converted = {**converted, **stored}  # the data files win: see pdp.entities
         for name in spec.required:
             if name not in converted:
@@ -202,7 +212,7 @@ class Engine:
                 if memo is not None:
                     return memo
             errors = tuple(DecisionError(_describe(exc), rules[i].id) for i, exc in E)
-            advice: list[dict[str, Any]] = []
+            advice: list[Mapping[str, Any]] = []
             for i in F:
                 if rules[i].advice_names:
                     advice.extend(self._advice(bucket, i, P, R, C, X))
@@ -231,15 +241,15 @@ class Engine:
         if memo is not None:
             return memo
         reasons = [rules[i].id for i in M]
-        obligations: list[dict[str, Any]] = []
+        obligations: list[Mapping[str, Any]] = []
         header_values = iter(values)
         for i in M:
             rule = rules[i]
             for path in rule.masks:
-                obligations.append({"type": "mask", "path": path})
+                obligations.append(_frozen({"type": "mask", "path": path}))
             if rule.header_names:
                 for name, v in zip(rule.header_names, next(header_values), strict=True):
-                    obligations.append({"type": "header", "name": name, "value": _header_text(v)})
+                    obligations.append(_frozen({"type": "header", "name": name, "value": _header_text(v)}))
         if G:
             reasons.extend(f"role:{role}" for role in sorted(G))
         decision = Decision(True, tuple(reasons), tuple(obligations), (), (), self._revision, bucket.uses_now)
@@ -251,14 +261,14 @@ class Engine:
             self._memo.clear()
         self._memo[key] = decision
 
-    def _advice(self, bucket: Bucket, i: int, P: Any, R: Any, C: Any, X: Scope) -> list[dict[str, Any]]:
+    def _advice(self, bucket: Bucket, i: int, P: Any, R: Any, C: Any, X: Scope) -> list[Mapping[str, Any]]:
         rule = bucket.rules[i]
         try:
             _, values = bucket.outputs[i](P, R, C, X)
         except Exception:
             return []
         return [
-            {"rule": rule.id, "name": name, "value": _json_value(v)}
+            _frozen({"rule": rule.id, "name": name, "value": _json_value(v)})
             for name, v in zip(rule.advice_names, values, strict=True)
         ]
 
@@ -281,6 +291,11 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _frozen(item: dict[str, Any]) -> Mapping[str, Any]:
+    """Decisions are shared between callers, so what they hold is read-only."""
+    return MappingProxyType(item)
+
+
 def _header_text(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
@@ -291,5 +306,7 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, frozenset):
-        return sorted(_json_value(v) for v in value)
+        return sorted((_json_value(v) for v in value), key=repr)
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
     return str(value)

@@ -124,8 +124,10 @@ class _Checker:
     # ---- schema ----------------------------------------------------------------
     def claim_name(self, name: str, node: Any, taken: dict[str, Any]) -> bool:
         if name in taken:
+            # Kinds of declaration are claimed in turn, not in source order: report the later one.
+            first, second = sorted((taken[name], node), key=lambda d: (d.span.file, d.span.line, d.span.col))
             self.error(
-                "duplicate_declaration", f"`{name}` is declared twice", node, f"first declared at {taken[name].span}"
+                "duplicate_declaration", f"`{name}` is declared twice", second, f"first declared at {first.span}"
             )
             return False
         taken[name] = node
@@ -137,15 +139,15 @@ class _Checker:
         for decl in self.items(n.EnumDecl):
             if not self.claim_name(decl.name, decl, seen):
                 continue
-            members = []
+            members: dict[str, n.Ident] = {}
             for m in decl.members:
                 if m.name in members:
                     self.error("duplicate_declaration", f"enum member `{m.name}` is listed twice", m)
                     continue
-                members.append(m.name)
+                members[m.name] = m
             enum = EnumType(decl.name, tuple(members), decl.ordered)
             self.schema.enums[decl.name] = enum
-            for m in decl.members:
+            for m in members.values():  # a member listed twice is reported once, above
                 if self.claim_name(m.name, m, self.bare):
                     self.names.enum_members[m.name] = enum
 
@@ -165,6 +167,11 @@ class _Checker:
             return None
         if isinstance(t, n.SetType):
             element = self.resolve_type(t.element)
+            if isinstance(element, (Record, MapOf)):
+                # Set members must be hashable values; a record or map in a set could never be loaded.
+                kind = "a record" if isinstance(element, Record) else "a map"
+                self.error("type_error", f"a set cannot hold {kind}", t.element)
+                return None
             return None if element is None else SetOf(element)
         if isinstance(t, n.MapType):
             key = self.resolve_type(t.key)
@@ -547,7 +554,8 @@ class _Checker:
         for cond in rule.conditions:
             t = typer.check(cond.expr, facts)
             if t is not None and t != BOOL:
-                self.error("type_error", f"a `{cond.kind}` condition must be bool, found {t}", cond.expr)
+                article = "an" if cond.kind == "unless" else "a"
+                self.error("type_error", f"{article} `{cond.kind}` condition must be bool, found {t}", cond.expr)
             facts = facts | facts_when(cond.expr, cond.kind == "when")
         for ob in rule.obligations:
             if isinstance(ob, n.Mask):

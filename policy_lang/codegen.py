@@ -25,7 +25,7 @@ from policy_lang.schema import (
     Type,
 )
 from policy_lang.typer import CONSTRUCTORS
-from policy_lang.values import IPSet, glob_match
+from policy_lang.values import IPSet, glob_match, glob_pieces
 
 
 class Constants:
@@ -49,13 +49,14 @@ class Constants:
 
 
 class Glob:
-    __slots__ = ("pattern",)
+    __slots__ = ("pattern", "pieces")
 
     def __init__(self, pattern: str):
         self.pattern = pattern
+        self.pieces = glob_pieces(pattern)
 
     def __call__(self, text: str) -> bool:
-        return glob_match(self.pattern, text)
+        return glob_match(self.pieces, text)
 
 
 ConstLookup = Callable[[str], Any]

@@ -16,7 +16,7 @@ from policy_lang.checker import CheckedPolicySet, CheckedRule
 from policy_lang.codegen import Constants, ExprCompiler
 from policy_lang.runtime import role_closer
 from policy_lang.sandbox import run
-from policy_lang.schema import EnumType, Type
+from policy_lang.schema import EnumType, MapOf, Record, SetOf, Type
 from policy_lang.spans import Span
 from policy_lang.typer import path_of
 
@@ -57,6 +57,25 @@ class CompiledPolicy:
         from policy_lang.plan import render_plan
 
         return render_plan(self, resource_type, action)
+
+
+def enum_renderer(t: Type) -> Callable[[Any], Any] | None:
+    """A function turning enum ranks inside a value of type `t` back into member names."""
+    if isinstance(t, EnumType):
+        members = t.members
+        return lambda rank: members[rank]
+    if isinstance(t, SetOf):
+        inner = enum_renderer(t.element)
+        return None if inner is None else lambda s: frozenset(inner(v) for v in s)
+    if isinstance(t, MapOf):
+        inner = enum_renderer(t.value)
+        return None if inner is None else lambda m: {k: inner(v) for k, v in m.items()}
+    if isinstance(t, Record):
+        fields = {f.name: r for f in t.fields if (r := enum_renderer(f.type)) is not None}
+        if not fields:
+            return None
+        return lambda rec: {k: (fields[k](v) if k in fields else v) for k, v in rec.items()}
+    return None
 
 
 def compile_policy(checked: CheckedPolicySet, revision: str) -> CompiledPolicy:
@@ -221,12 +240,10 @@ class _Compiler:
         return name
 
     def named(self, ec: ExprCompiler, e: n.Expr) -> str:
-        """Enum values leave the engine as member names, not ranks."""
+        """Enum values leave the engine as member names, not ranks, however deep they sit."""
         code = ec.expr(e)
-        t = ec.type_of(e)
-        if isinstance(t, EnumType):
-            return f"{self.k.ref(t.members)}[{code}]"
-        return code
+        render = enum_renderer(ec.type_of(e))
+        return code if render is None else f"{self.k.ref(render)}({code})"
 
     @staticmethod
     def masks(rule: n.Rule) -> tuple[str, ...]:

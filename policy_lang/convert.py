@@ -60,6 +60,7 @@ def _json_type(value: Any) -> str:
 
 _SIMPLE: dict[Prim, type] = {STRING: str, INT: int, BOOL: bool}
 _EMPTY_SET: frozenset[Any] = frozenset()
+_SCHEMA_NAME = {str: "string", int: "int", bool: "bool"}
 
 
 def _simple(pytype: type, name: str) -> Converter:
@@ -200,7 +201,7 @@ def record_converter(record: Record, *, partial: bool = False) -> Converter:
             pytype = simple.get(k)
             if pytype is not None:
                 if type(v) is not pytype:
-                    raise ConversionError(f"expected {pytype.__name__}, found {_json_type(v)}", (k,))
+                    raise ConversionError(f"expected {_SCHEMA_NAME[pytype]}, found {_json_type(v)}", (k,))
                 out[k] = v
                 continue
             conv = complex_.get(k)

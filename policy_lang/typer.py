@@ -68,6 +68,13 @@ CONSTRUCTORS = {"ip": IP, "datetime": DATETIME, "duration": DURATION}
 ORDERED_PRIMS = (INT, DURATION, DATETIME)
 
 
+def _owner(obj: n.Expr, base: Type) -> str:
+    """How an unknown-attribute message names what was read: `User`, the context or a record."""
+    if isinstance(base, EntityType):
+        return f"`{base}`"
+    return "the context" if obj == n.Var("context") else "the record"
+
+
 def path_of(expr: n.Expr) -> Path | None:
     if isinstance(expr, n.Var):
         return (expr.name,)
@@ -170,6 +177,8 @@ class Typer:
         if not e.items:
             return EMPTY_SET
         first = self.infer(e.items[0], facts)
+        if isinstance(first, (Record, MapOf, EntityType)):
+            raise self.error("type_error", f"a set cannot hold {first}", e.items[0])
         for item in e.items[1:]:
             other = self.infer(item, facts)
             if other != first:
@@ -216,7 +225,10 @@ class Typer:
         if record.get(e.name) is None:
             names = [x.name for x in record.fields]
             raise self.error(
-                "unknown_attribute", f"`{base}` has no attribute `{e.name}`", e, did_you_mean(e.name, names)
+                "unknown_attribute",
+                f"{_owner(e.obj, base)} has no attribute `{e.name}`",
+                e,
+                did_you_mean(e.name, names),
             )
         return BOOL
 
@@ -285,6 +297,14 @@ class Typer:
         if e.op in ("==", "!="):
             if not compatible(left, right):
                 raise self.error("type_error", f"cannot compare {left} with {right}", e)
+            if isinstance(left, EntityType):
+                # At run time an entity is its attributes, so `==` would equate two entities that merely look alike.
+                raise self.error(
+                    "type_error",
+                    f"entities cannot be compared with `{e.op}`",
+                    e,
+                    f"compare their ids, e.g. `principal.id {e.op} resource.id`",
+                )
             return BOOL
         if e.op in ("<", "<=", ">", ">="):
             if left != right:

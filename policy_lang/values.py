@@ -100,9 +100,28 @@ class IPSet:
         return False
 
 
-def glob_match(pattern: str, text: str) -> bool:
+def glob_pieces(pattern: str) -> tuple[str, ...]:
+    """Split a glob on its unescaped stars; `\\*` stands for a literal star."""
+    pieces, current, i = [], [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < len(pattern) and pattern[i + 1] == "*":
+            current.append("*")
+            i += 2
+            continue
+        if ch == "*":
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    pieces.append("".join(current))
+    return tuple(pieces)
+
+
+def glob_match(pattern: str | tuple[str, ...], text: str) -> bool:
     """`*` matches any run of characters, `\\*` a literal star; no regex, linear time."""
-    parts = [p.replace("\0", "*") for p in pattern.replace("\\*", "\0").split("*")]
+    parts = glob_pieces(pattern) if isinstance(pattern, str) else pattern
     if len(parts) == 1:
         return text == parts[0]
     first, *middle, last = parts

@@ -1,0 +1,302 @@
+"""AST -> policy text.
+
+Faithful: parsing the printed text gives an AST equal to the one printed (spans aside).
+Parentheses are added only where the grammar's precedence needs them, so the text reads
+like hand-written policy. Comments are not part of the AST and are not reproduced.
+
+Precedence, loosest first (see grammar.lark): `or`, `and`, `not`, comparisons (not
+associative), `+`/`-` (left associative), unary `-`, postfix (`.x`, `.m()`, `[k]`), atoms.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+
+from policy_lang import nodes as n
+from policy_lang.values import parse_duration
+
+_OR, _AND, _NOT, _CMP, _ADD, _UNARY, _POSTFIX, _ATOM = range(1, 9)
+
+_COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">=", "in"})
+
+_QUAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+# ---- literals ---------------------------------------------------------------------
+
+
+def quote(text: str) -> str:
+    """A string literal that the grammar's STRING token reads back as `text`."""
+    body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    return f'"{body}"'
+
+
+def _whole_parts(whole: int) -> list[str]:
+    parts = []
+    for unit, size in _UNITS:
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return parts
+
+
+def _duration_candidates(seconds: float) -> Iterator[str]:
+    total_ms = round(abs(seconds) * 1000)
+    whole, ms = divmod(total_ms, 1000)
+    parts = _whole_parts(whole) + ([f"{ms}ms"] if ms else [])
+    yield "".join(parts) or "0s"
+    if ms:
+        # parse_duration adds the parts up as floats, in order, so spellings of one total can
+        # differ in the last bit: try other splits between whole seconds and milliseconds,
+        # then other orders of the same parts.
+        yield f"{total_ms}ms"
+        for borrowed in range(1, min(whole, 10) + 1):
+            yield "".join(_whole_parts(whole - borrowed)) + f"{ms + 1000 * borrowed}ms"
+        for order in itertools.islice(itertools.permutations(parts), 1, None):
+            yield "".join(order)
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds -> duration text such as `15m` or `1h30m`; negative values get a leading `-`.
+
+    Picks a spelling that `parse_duration` reads back as exactly `seconds` when it finds one:
+    always for durations written largest unit first (`1h30m`, `1s500ms`, `1500ms`, `250ms`).
+    `parse_duration` adds the parts up as floats in the order written, so a spelling with
+    milliseconds before other parts, such as `506ms22m810s`, can land one bit away from every
+    tidy spelling of the same total; such a value prints as the tidy spelling (`35m30s506ms`).
+    """
+    sign = "-" if seconds < 0 else ""
+    first = None
+    for text in _duration_candidates(seconds):
+        if parse_duration(text) == abs(seconds):
+            return sign + text
+        first = first or text
+    return sign + (first or "0s")
+
+
+def _literal(e: n.Lit) -> str:
+    if e.kind == "string":
+        return quote(str(e.value))
+    if e.kind == "bool":
+        return "true" if e.value else "false"
+    if e.kind == "duration":
+        return format_duration(float(e.value))
+    return str(e.value)
+
+
+# ---- expressions --------------------------------------------------------------------
+
+
+def precedence(e: n.Expr) -> int:
+    if isinstance(e, n.Or):
+        return _OR
+    if isinstance(e, n.And):
+        return _AND
+    if isinstance(e, n.Not):
+        return _NOT
+    if isinstance(e, (n.Has, n.Like)):
+        return _CMP
+    if isinstance(e, n.Binary):
+        return _CMP if e.op in _COMPARISONS else _ADD
+    if isinstance(e, n.Neg):
+        return _UNARY
+    if isinstance(e, n.Lit) and e.kind == "int" and isinstance(e.value, int) and e.value < 0:
+        return _UNARY  # only built by hand: prints as `-5`, which reads back as Neg(5)
+    if isinstance(e, (n.Attr, n.Index, n.Method)):
+        return _POSTFIX
+    return _ATOM
+
+
+def expr(e: n.Expr) -> str:
+    """Policy text for an expression."""
+    return _at(e, _OR)
+
+
+def _at(e: n.Expr, level: int) -> str:
+    """`e` printed where the grammar expects an expression of at least `level`."""
+    text = _print(e)
+    return f"({text})" if precedence(e) < level else text
+
+
+def _args(items: Iterable[n.Expr]) -> str:
+    return ", ".join(expr(a) for a in items)
+
+
+def _print(e: n.Expr) -> str:
+    if isinstance(e, n.Lit):
+        return _literal(e)
+    if isinstance(e, n.Var):
+        return e.name
+    if isinstance(e, n.Name):
+        return e.name
+    if isinstance(e, n.RoleRef):
+        return f"role {e.name}"
+    if isinstance(e, n.EntityRef):
+        return f"{e.type}::{quote(e.id)}"
+    if isinstance(e, n.Call):
+        return f"{e.name}({_args(e.args)})"
+    if isinstance(e, n.SetLit):
+        return f"[{_args(e.items)}]"
+    if isinstance(e, n.Attr):
+        return f"{_at(e.obj, _POSTFIX)}.{e.name}"
+    if isinstance(e, n.Method):
+        return f"{_at(e.obj, _POSTFIX)}.{e.name}({_args(e.args)})"
+    if isinstance(e, n.Index):
+        return f"{_at(e.obj, _POSTFIX)}[{expr(e.key)}]"
+    if isinstance(e, n.Has):
+        return f"{_at(e.obj, _ADD)} has {e.name}"
+    if isinstance(e, n.Like):
+        return f"{_at(e.obj, _ADD)} like {quote(e.pattern)}"
+    if isinstance(e, n.Binary):
+        if e.op in _COMPARISONS:
+            return f"{_at(e.left, _ADD)} {e.op} {_at(e.right, _ADD)}"
+        return f"{_at(e.left, _ADD)} {e.op} {_at(e.right, _UNARY)}"
+    if isinstance(e, n.Neg):
+        return f"-{_at(e.operand, _UNARY)}"
+    if isinstance(e, n.Not):
+        # `not a in b` means `not (a in b)`; the parentheses only say so to the reader.
+        return f"not {_at(e.operand, _ADD if precedence(e.operand) == _CMP else _NOT)}"
+    if isinstance(e, n.And):
+        return f"{_at(e.left, _AND)} and {_at(e.right, _NOT)}"
+    if isinstance(e, n.Or):
+        return f"{_at(e.left, _OR)} or {_at(e.right, _AND)}"
+    raise TypeError(f"not an expression: {e!r}")
+
+
+def children(e: n.Expr) -> tuple[n.Expr, ...]:
+    """The direct subexpressions of `e`, left to right."""
+    if isinstance(e, (n.Attr, n.Has, n.Like)):
+        return (e.obj,)
+    if isinstance(e, n.Index):
+        return (e.obj, e.key)
+    if isinstance(e, n.Method):
+        return (e.obj, *e.args)
+    if isinstance(e, n.Call):
+        return e.args
+    if isinstance(e, n.SetLit):
+        return e.items
+    if isinstance(e, (n.Binary, n.And, n.Or)):
+        return (e.left, e.right)
+    if isinstance(e, (n.Not, n.Neg)):
+        return (e.operand,)
+    return ()
+
+
+def walk(e: n.Expr) -> Iterator[n.Expr]:
+    """`e` and every subexpression, parents before children."""
+    stack = [e]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(children(node)))
+
+
+# ---- types and declarations ---------------------------------------------------------------
+
+
+def type_expr(t: n.TypeExpr) -> str:
+    if isinstance(t, n.NamedType):
+        return t.name
+    if isinstance(t, n.SetType):
+        return f"set<{type_expr(t.element)}>"
+    if isinstance(t, n.MapType):
+        return f"map<{type_expr(t.key)}, {type_expr(t.value)}>"
+    if not t.attrs:
+        return "{}"
+    return "{ " + " ".join(attr_decl(a) for a in t.attrs) + " }"
+
+
+def attr_decl(a: n.AttrDecl) -> str:
+    return f"{a.name}{'?' if a.optional else ''}: {type_expr(a.type)}{' sensitive' if a.sensitive else ''};"
+
+
+def _names(idents: Iterable[n.Ident]) -> str:
+    return ", ".join(i.name for i in idents)
+
+
+def _block(head: str, lines: list[str], indent: str = "  ") -> str:
+    if not lines:
+        return head + " {}"
+    return head + " {\n" + "".join(f"{indent}{line}\n" for line in lines) + "}"
+
+
+def condition(c: n.Condition) -> str:
+    return f"{c.kind} {expr(c.expr)}"
+
+
+def obligation(o: n.Obligation) -> str:
+    if isinstance(o, n.Mask):
+        return f"mask {_args(o.targets)};"
+    return f"header {quote(o.name)} = {expr(o.value)};"
+
+
+def scope_lines(rule: n.Rule) -> list[str]:
+    """The rule's `principal`, `action`, `resource` and `role` scopes, one per line."""
+    out = []
+    for keyword, idents in (
+        ("principal", rule.principals),
+        ("action", rule.actions),
+        ("resource", rule.resources),
+        ("role", rule.roles),
+    ):
+        if idents:
+            out.append(f"{keyword} {_names(idents)}")
+    return out
+
+
+def rule(r: n.Rule) -> str:
+    lines = [f"@{a.name}({quote(a.value)})" for a in r.annotations]
+    lines.append(f"{r.effect} {r.id.name}")
+    body = scope_lines(r) + [condition(c) for c in r.conditions]
+    if r.obligations:
+        body.append(_block("obligations", [obligation(o) for o in r.obligations], "    ").replace("\n}", "\n  }"))
+    if r.advice:
+        body.append(
+            _block("advice", [f"{a.name} = {expr(a.value)};" for a in r.advice], "    ").replace("\n}", "\n  }")
+        )
+    lines += [f"  {line}" for line in body]
+    return "\n".join(lines) + ";"
+
+
+def declaration(d: n.Declaration) -> str:
+    if isinstance(d, n.Rule):
+        return rule(d)
+    if isinstance(d, n.EnumDecl):
+        sep = " < " if d.ordered else ", "
+        return f"enum {d.name} {{ {sep.join(m.name for m in d.members)} }}"
+    if isinstance(d, n.EntityDecl):
+        head = ("principal " if d.is_principal else "") + f"entity {d.name}"
+        if d.parents:
+            head += f" in {_names(d.parents)}"
+        return _block(head, [attr_decl(a) for a in d.attrs])
+    if isinstance(d, n.ContextDecl):
+        return _block("context", [attr_decl(a) for a in d.attrs])
+    if isinstance(d, n.ActionsDecl):
+        return f"actions {d.resource_type.name} {{ {_names(d.actions)} }}"
+    if isinstance(d, n.RoleDecl):
+        head = f"role {d.name}" + (f" extends {_names(d.extends)}" if d.extends else "")
+        if not d.grants:
+            return head + ";"
+        return _block(head, [f"grant {_names(g.actions)} on {_names(g.resource_types)};" for g in d.grants])
+    if isinstance(d, n.BindingDecl):
+        return f"roles of {d.principal_type.name} from {expr(d.expr)};"
+    if isinstance(d, n.ConstDecl):
+        text = f"const {d.name}"
+        if d.type is not None:
+            text += f": {type_expr(d.type)}"
+        if d.value is not None:
+            text += f" = {expr(d.value)}"
+        return text + ";"
+    return _block(f"window {d.name}", [f"{f.name} {quote(f.value)};" for f in d.fields])
+
+
+def policy_file(f: n.PolicyFile) -> str:
+    """A whole file. `list` declarations come back as `const name: set<T> = [...]`, which parses the same."""
+    # A namespace taken from a folder name need not be a valid name; such files parse back with `namespace=`.
+    parts = [f"namespace {f.namespace};"] if _QUAL_NAME.fullmatch(f.namespace) else []
+    parts += [declaration(d) for d in f.items]
+    return "\n\n".join(parts) + "\n"
