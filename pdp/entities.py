@@ -29,6 +29,20 @@ from policy_lang.spans import Span
 class DataFile:
     path: str
     content: Mapping[str, Any]
+    text: str = ""
+
+    def locate(self, entity: Any, field: str | None = None) -> Span:
+        """Best effort: the line of an entity's id (and of a field after it) in the file."""
+        offset = 0
+        if isinstance(entity, dict) and isinstance(entity.get("id"), str):
+            found = self.text.find(json.dumps(entity["id"]))
+            offset = max(found, 0)
+            if field is not None:
+                after = self.text.find(json.dumps(field), offset)
+                offset = after if after >= 0 else offset
+        line = self.text.count("\n", 0, offset) + 1
+        col = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
+        return Span(self.path, line, col, line, col + 1)
 
 
 @dataclass(slots=True)
@@ -64,7 +78,7 @@ def read_data_file(path: str, text: str) -> DataFile:
                 )
             ]
         )
-    return DataFile(path, content)
+    return DataFile(path, content, text)
 
 
 def constants_of(files: Sequence[DataFile]) -> dict[str, Any]:
@@ -99,26 +113,28 @@ def build_store(files: Sequence[DataFile], schema: Schema) -> EntityStore:
                 or not isinstance(item.get("type"), str)
                 or not isinstance(item.get("id"), str)
             ):
-                problems.append(_problem(f.path, f"{where}: an entity needs string `type` and `id`"))
+                problems.append(_located(f, item, None, f"{where}: an entity needs string `type` and `id`"))
                 continue
             etype, eid = item["type"], item["id"]
             if etype not in converters:
-                problems.append(_problem(f.path, f"{where}: unknown entity type `{etype}`"))
+                problems.append(_located(f, item, None, f"{where}: unknown entity type `{etype}`"))
                 continue
             try:
                 attrs = converters[etype](item.get("attributes", {}) or {})
             except ConversionError as exc:
-                problems.append(_problem(f.path, f"{exc.path(where + '.attributes')}: {exc.message}"))
+                field = exc.parts[0] if exc.parts else None
+                problems.append(_located(f, item, field, f"{exc.path(where + '.attributes')}: {exc.message}"))
                 continue
             if (etype, eid) in store.attributes:
-                problems.append(_problem(f.path, f"{where}: entity `{etype}::{eid}` is defined twice"))
+                problems.append(_located(f, item, None, f"{where}: entity `{etype}::{eid}` is defined twice"))
                 continue
             store.attributes[(etype, eid)] = attrs
             refs = []
             for j, parent in enumerate(item.get("parents", []) or []):
                 ref = entity_ref(parent)
                 if ref is None:
-                    problems.append(_problem(f.path, f'{where}.parents[{j}]: expected {{"type": ..., "id": ...}}'))
+                    message = f'{where}.parents[{j}]: expected {{"type": ..., "id": ...}}'
+                    problems.append(_located(f, item, "parents", message))
                 else:
                     refs.append(ref)
             store.parents[f"{etype}::{eid}"] = tuple(refs)
@@ -142,6 +158,10 @@ def _close(parents: Mapping[str, tuple[str, ...]]) -> dict[str, frozenset[str]]:
             stack.extend(parents.get(ref, ()))
         closed[start] = frozenset(seen)
     return closed
+
+
+def _located(f: DataFile, entity: Any, field: str | None, message: str) -> Diagnostic:
+    return Diagnostic("invalid_data", message, f.locate(entity, field))
 
 
 def _problem(path: str, message: str) -> Diagnostic:

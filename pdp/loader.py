@@ -83,8 +83,12 @@ def parse_all(sources: PolicySources) -> list[PolicyFile]:
 def compile_sources(sources: PolicySources) -> tuple[CompiledPolicy, EntityStore]:
     texts = {name: Source(name, text) for name, _, text in sources.policies}
     texts.update({name: Source(name, text) for name, text in sources.data})
-    files = parse_all(sources)
-    data_files: Sequence[DataFile] = [read_data_file(name, text) for name, text in sources.data]
-    checked = check(files, constant_values=constants_of(data_files), sources=texts)
-    store = build_store(data_files, checked.schema)
-    return compile_policy(checked, sources.revision), store
+    try:
+        files = parse_all(sources)
+        data_files: Sequence[DataFile] = [read_data_file(name, text) for name, text in sources.data]
+        checked = check(files, constant_values=constants_of(data_files), sources=texts)
+        store = build_store(data_files, checked.schema)
+        return compile_policy(checked, sources.revision), store
+    except PolicyError as exc:
+        exc.sources.update({k: v for k, v in texts.items() if k not in exc.sources})
+        raise
