@@ -105,8 +105,8 @@ class _Checker:
         self.declare_windows()
         self.declare_constants()
         ancestors = self.declare_roles()
-        grants = self.check_grants()
         bindings = self.check_bindings()
+        grants = self.check_grants(bindings)
         rules = self.check_rules()
         return CheckedPolicySet(
             self.schema,
@@ -403,12 +403,23 @@ class _Checker:
                     return found
         return None
 
-    def check_grants(self) -> dict[tuple[str, str], frozenset[str]]:
+    def check_grants(self, bindings: Sequence[Binding]) -> dict[tuple[str, str], frozenset[str]]:
         grants: dict[tuple[str, str], set[str]] = {}
+        bound = {rtype for b in bindings for rtype in b.types}
         for decl in self.roles.values():
             for g in decl.grants:
                 for rt in g.resource_types:
                     if not self.known_resource(rt):
+                        continue
+                    if bindings and rt.name not in bound:
+                        # Roles are only ever held through a binding; one that does not type here confers none.
+                        why = self.binding_failures.get(rt.name)
+                        self.error(
+                            "never_applies",
+                            f"no role binding applies to `{rt.name}`, so this grant never takes effect",
+                            rt,
+                            f"the role binding fails for `{rt.name}`: {why.message}" if why else None,
+                        )
                         continue
                     for a in g.actions:
                         if self.valid_action(a, [rt.name]):
@@ -455,6 +466,7 @@ class _Checker:
 
     def check_bindings(self) -> list[Binding]:
         bindings = []
+        self.binding_failures: dict[str, Diagnostic] = {}  # resource type -> why a binding does not apply
         for decl in self.items(n.BindingDecl):
             ptype = decl.principal_type.name
             if ptype not in self.schema.entities:
@@ -479,6 +491,7 @@ class _Checker:
                     )
                 if diags:
                     first_errors = first_errors or diags
+                    self.binding_failures.setdefault(rtype, diags[0])
                     continue
                 applies[rtype] = typer.types
             if not applies:
