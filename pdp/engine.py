@@ -6,6 +6,7 @@ Deny by default; any matching forbid denies; a rule that fails while evaluating 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -126,12 +127,11 @@ class Engine:
         principal: Any = request.get("principal")
         ptype, pid, P = self._entity(principal, "principal")
         if "parents" in principal:
-            extra_parents = {f"{ptype}::{pid}": _parents(principal["parents"], "principal")}
+            extra_parents = self._given_parents(None, ptype, pid, principal["parents"], "principal")
         resource: Any = request.get("resource")
         rtype, rid, R = self._entity(resource, "resource")
         if "parents" in resource:
-            extra_parents = extra_parents or {}
-            extra_parents[f"{rtype}::{rid}"] = _parents(resource["parents"], "resource")
+            extra_parents = self._given_parents(extra_parents, rtype, rid, resource["parents"], "resource")
         if action not in self.schema.actions.get(rtype, ()):
             raise _BadRequest("action", f"action `{action}` is not valid for `{rtype}`")
         context = request.get("context")
@@ -144,7 +144,7 @@ class Engine:
         now = request.get("now")
         if now is None:
             when = time.time()
-        elif type(now) in (int, float):
+        elif type(now) in (int, float) and math.isfinite(now):
             when = float(now)
         elif type(now) is str:
             try:
@@ -155,6 +155,17 @@ class Engine:
             raise _BadRequest("now", "`now` must be an RFC 3339 string or epoch seconds")
         scope = Scope(when, pid, rid, f"{ptype}::{pid}", f"{rtype}::{rid}", extra_parents, self.store.ancestors)
         return self._buckets.get((ptype, rtype, action)), P, R, C, scope
+
+    def _given_parents(
+        self, into: dict[str, tuple[str, ...]] | None, etype: str, eid: str, given: Any, side: str
+    ) -> dict[str, tuple[str, ...]] | None:
+        parents = _parents(given, side)  # checked even when unused: malformed input is denied
+        ref = f"{etype}::{eid}"
+        if ref in self.store.parents:  # a stored entity's place in the hierarchy is the data's to say
+            return into
+        into = into or {}
+        into[ref] = parents
+        return into
 
     @staticmethod
     def _convert(convert: Converter, value: Any, root: str) -> Any:
@@ -232,7 +243,7 @@ class Engine:
         for i in M:
             if rules[i].header_names:
                 try:
-                    values.append(bucket.outputs[i](P, R, C, X)[0])
+                    values.append(tuple(_header_text(v) for v in bucket.outputs[i](P, R, C, X)[0]))
                 except Exception as exc:
                     return Decision(False, (), (), (), (DecisionError(_describe(exc), rules[i].id),), self._revision)
         # Decisions are immutable, so equal outcomes share one object.
@@ -249,7 +260,7 @@ class Engine:
                 obligations.append(_frozen({"type": "mask", "path": path}))
             if rule.header_names:
                 for name, v in zip(rule.header_names, next(header_values), strict=True):
-                    obligations.append(_frozen({"type": "header", "name": name, "value": _header_text(v)}))
+                    obligations.append(_frozen({"type": "header", "name": name, "value": v}))
         if G:
             reasons.extend(f"role:{role}" for role in sorted(G))
         decision = Decision(True, tuple(reasons), tuple(obligations), (), (), self._revision, bucket.uses_now)
@@ -296,10 +307,16 @@ def _frozen(item: dict[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(item)
 
 
+_UNSAFE_HEADER = frozenset("\r\n\0")
+
+
 def _header_text(value: Any) -> str:
     if value is True or value is False:
         return "true" if value else "false"
-    return str(value)
+    text = str(value)
+    if not _UNSAFE_HEADER.isdisjoint(text):  # would split or truncate the header at the gateway
+        raise ValueError("header value contains a line break or NUL")
+    return text
 
 
 def _json_value(value: Any) -> Any:

@@ -25,14 +25,20 @@ from policy_lang.spans import Source
 class PolicySources:
     policies: tuple[tuple[str, str, str], ...]  # (display name, namespace, text)
     data: tuple[tuple[str, str], ...]  # (display name, text)
+    root: str = ""  # names are hashed relative to it, so the revision does not depend on the cwd
+
+    def _key(self, name: str) -> str:
+        if self.root and name.startswith(self.root):
+            return name[len(self.root) :].lstrip("/")
+        return name
 
     @property
     def revision(self) -> str:
         digest = hashlib.sha256()
         for name, namespace, text in self.policies:
-            digest.update(f"policy\0{name}\0{namespace}\0{text}\0".encode())
+            digest.update(f"policy\0{self._key(name)}\0{namespace}\0{text}\0".encode())
         for name, text in self.data:
-            digest.update(f"data\0{name}\0{text}\0".encode())
+            digest.update(f"data\0{self._key(name)}\0{text}\0".encode())
         return digest.hexdigest()[:16]
 
 
@@ -61,7 +67,7 @@ def read_directory(root: str | Path) -> PolicySources:
             policies.append((display, namespace, path.read_text(encoding="utf-8")))
         elif is_data_file(path):
             data.append((display, path.read_text(encoding="utf-8")))
-    return PolicySources(tuple(policies), tuple(data))
+    return PolicySources(tuple(policies), tuple(data), str(base))
 
 
 def parse_all(sources: PolicySources) -> list[PolicyFile]:

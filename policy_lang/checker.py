@@ -6,6 +6,7 @@ and types every rule in every (principal type, resource type) it can apply to.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -527,6 +528,16 @@ class _Checker:
                     "unknown_type", f"unknown entity type `{p.name}`", p, did_you_mean(p.name, self.schema.entities)
                 )
                 ok = False
+            elif p.name not in self.schema.principal_types:
+                # Forbids without a principal clause cover the principal types only; a rule
+                # for another type would let its requests slip past them.
+                self.error(
+                    "not_principal",
+                    f"`{p.name}` is not a principal type",
+                    p,
+                    f"declare it `principal entity {p.name}` so that every forbid covers it",
+                )
+                ok = False
         for r in rule.roles:
             if r.name not in self.roles:
                 self.error("unknown_role", f"unknown role `{r.name}`", r, did_you_mean(r.name, self.roles))
@@ -575,6 +586,8 @@ class _Checker:
                 for target in ob.targets:
                     self.check_mask_target(target, env)
             else:
+                if not _HEADER_NAME.fullmatch(ob.name):
+                    self.error("invalid_literal", f"`{ob.name}` is not a valid HTTP header name", ob)
                 t = typer.check(ob.value, facts)
                 if t is not None and not (t in (STRING, INT, BOOL) or isinstance(t, EnumType)):
                     self.error("type_error", f"a header value must be a string, int, bool or enum, found {t}", ob.value)
@@ -608,6 +621,7 @@ class _Checker:
 
 
 _NOT_JSON = object()
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
 def _literal_json(expr: n.Expr) -> Any:

@@ -65,11 +65,15 @@ def enum_renderer(t: Type) -> Callable[[Any], Any] | None:
         members = t.members
         return lambda rank: members[rank]
     if isinstance(t, SetOf):
-        inner = enum_renderer(t.element)
-        return None if inner is None else lambda s: frozenset(inner(v) for v in s)
+        element = enum_renderer(t.element)
+        if element is None:
+            return None
+        return lambda s: frozenset(element(v) for v in s)
     if isinstance(t, MapOf):
-        inner = enum_renderer(t.value)
-        return None if inner is None else lambda m: {k: inner(v) for k, v in m.items()}
+        value = enum_renderer(t.value)
+        if value is None:
+            return None
+        return lambda m: {k: value(v) for k, v in m.items()}
     if isinstance(t, Record):
         fields = {f.name: r for f in t.fields if (r := enum_renderer(f.type)) is not None}
         if not fields:

@@ -8,6 +8,7 @@ so the common (valid) case builds no strings at all.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -84,9 +85,19 @@ def _ip(value: Any) -> Any:
 _cached_datetime = lru_cache(maxsize=8192)(parse_datetime)
 
 
+def _finite(value: int | float, what: str) -> float:
+    try:
+        result = float(value)
+    except OverflowError:
+        raise ConversionError(f"{what} is out of range") from None
+    if not math.isfinite(result):  # NaN compares false to everything: a forbid would never apply
+        raise ConversionError(f"{what} must be a finite number")
+    return result
+
+
 def _datetime(value: Any) -> Any:
     if type(value) in (int, float):
-        return float(value)
+        return _finite(value, "epoch seconds")
     if type(value) is not str:
         raise ConversionError(f"expected datetime string or epoch seconds, found {_json_type(value)}")
     try:
@@ -97,7 +108,7 @@ def _datetime(value: Any) -> Any:
 
 def _duration(value: Any) -> Any:
     if type(value) in (int, float):
-        return float(value)
+        return _finite(value, "a duration in seconds")
     if type(value) is not str:
         raise ConversionError(f'expected duration such as "15m" or seconds, found {_json_type(value)}')
     try:

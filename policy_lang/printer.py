@@ -63,11 +63,8 @@ def _duration_candidates(seconds: float) -> Iterator[str]:
 def format_duration(seconds: float) -> str:
     """Seconds -> duration text such as `15m` or `1h30m`; negative values get a leading `-`.
 
-    Picks a spelling that `parse_duration` reads back as exactly `seconds` when it finds one:
-    always for durations written largest unit first (`1h30m`, `1s500ms`, `1500ms`, `250ms`).
-    `parse_duration` adds the parts up as floats in the order written, so a spelling with
-    milliseconds before other parts, such as `506ms22m810s`, can land one bit away from every
-    tidy spelling of the same total; such a value prints as the tidy spelling (`35m30s506ms`).
+    Picks the largest-unit-first spelling that `parse_duration` reads back as exactly
+    `seconds` (it sums whole milliseconds, so every spelling of one total is equal).
     """
     sign = "-" if seconds < 0 else ""
     first = None

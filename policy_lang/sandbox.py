@@ -35,8 +35,9 @@ _ATTRS = frozenset(
         "get",
     }
 )
-# Straight-line code only: no loops (no backward jumps, no iteration), no imports, no
-# classes, no closures, no attribute or global writes.
+# What our templates compile to, and nothing else: no imports, classes, closures,
+# iteration, or attribute and global writes. (From 3.12 on, CPython lays out exception
+# handlers with backward jumps, so loops are excluded by the keyword check below instead.)
 _OPCODES = frozenset(
     dis.opmap[name]
     for name in (
@@ -50,7 +51,11 @@ _OPCODES = frozenset(
         "PUSH_NULL",
         "LOAD_CONST",
         "LOAD_FAST",
+        "LOAD_FAST_CHECK",
+        "LOAD_FAST_LOAD_FAST",
         "STORE_FAST",
+        "STORE_FAST_LOAD_FAST",
+        "STORE_FAST_STORE_FAST",
         "DELETE_FAST",
         "LOAD_GLOBAL",
         "LOAD_NAME",
@@ -69,13 +74,20 @@ _OPCODES = frozenset(
         "COMPARE_OP",
         "CONTAINS_OP",
         "IS_OP",
+        "TO_BOOL",
         "UNARY_NOT",
         "UNARY_NEGATIVE",
         "JUMP_FORWARD",
+        "JUMP_BACKWARD",
+        "JUMP_BACKWARD_NO_INTERRUPT",
         "POP_JUMP_FORWARD_IF_FALSE",
         "POP_JUMP_FORWARD_IF_TRUE",
         "POP_JUMP_FORWARD_IF_NONE",
         "POP_JUMP_FORWARD_IF_NOT_NONE",
+        "POP_JUMP_IF_FALSE",
+        "POP_JUMP_IF_TRUE",
+        "POP_JUMP_IF_NONE",
+        "POP_JUMP_IF_NOT_NONE",
         "JUMP_IF_FALSE_OR_POP",
         "JUMP_IF_TRUE_OR_POP",
         "CHECK_EXC_MATCH",
@@ -84,10 +96,19 @@ _OPCODES = frozenset(
         "RERAISE",
         "RAISE_VARARGS",
         "RETURN_VALUE",
+        "RETURN_CONST",
         "MAKE_FUNCTION",
-    )
+    )  # fmt: skip
     if name in dis.opmap
 )
+_BINARY_OP = dis.opmap["BINARY_OP"]
+# The binary operators the compiler emits: `+`, `&` (role sets), `-`, and `+=` (counters).
+_BINARY_ARGS = frozenset(
+    i
+    for i, (name, _) in enumerate(getattr(dis, "_nb_ops", ()))
+    if name in ("NB_ADD", "NB_AND", "NB_SUBTRACT", "NB_INPLACE_ADD")
+) or frozenset({0, 1, 10, 13})
+_KEYWORDS = re.compile(r"\b(?:while|for|lambda|import|class|yield|await|async|global|nonlocal|with|del|exec|eval)\b")
 SAFE_BUILTINS = ("frozenset", "len", "set", "type", "Exception", "LookupError")
 
 
@@ -101,6 +122,9 @@ def validate(source: str) -> CodeType:
     Every name read (globals, attributes, locals) must be one of ours, every constant an
     integer, a bool, None, an empty tuple or nested code, and every opcode straight-line.
     """
+    keyword = _KEYWORDS.search(source)
+    if keyword:
+        raise UnsafeCodeError(f"generated code uses `{keyword.group(0)}`")
     try:
         code = compile(source, "<policy>", "exec")
     except SyntaxError as exc:
@@ -123,9 +147,15 @@ def validate(source: str) -> CodeType:
                 stack.append(const)
             elif not (const is None or const == () or type(const) in (int, bool)):
                 raise UnsafeCodeError("generated code holds a literal that is not an integer")
-        bad = set(co.co_code[0::2]) - _OPCODES
+        raw = co.co_code
+        bad = set(raw[0::2]) - _OPCODES
         if bad:
             raise UnsafeCodeError(f"generated code uses `{dis.opname[min(bad)]}`")
+        at = raw.find(_BINARY_OP)
+        while at >= 0:
+            if at % 2 == 0 and raw[at + 1] not in _BINARY_ARGS:
+                raise UnsafeCodeError("generated code uses an operator the compiler never emits")
+            at = raw.find(_BINARY_OP, at + 1)
     return code
 
 

@@ -15,14 +15,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _DURATION_PART = re.compile(r"([0-9]+)(ms|d|h|m|s)")
 _DURATION_FULL = re.compile(r"(?:[0-9]+(?:ms|d|h|m|s))+")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
 def parse_duration(text: str) -> float:
     """`"1h30m"` -> 5400.0; raises ValueError on anything else."""
     if not _DURATION_FULL.fullmatch(text):
         raise ValueError(f"`{text}` is not a duration such as `15m` or `1h30m`")
-    return sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    # Whole milliseconds first, one division last: equal totals give equal floats.
+    return sum(int(n) * _UNIT_MS[u] for n, u in _DURATION_PART.findall(text)) / 1000
 
 
 def parse_datetime(text: str) -> float:
