@@ -1,0 +1,1 @@
+"""Policy unit tests: test files beside the policies, run through the engine (`pdp test`)."""
