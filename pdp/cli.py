@@ -15,6 +15,7 @@ function that runs it and returns the exit code. Add a subcommand by adding an e
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -179,10 +180,29 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
+# Subcommands that live beside the part they drive; each module exposes `COMMANDS`.
+# Imported when the parser is built, so that those modules may import this one.
+COMMAND_MODULES = ("pdp.testing.cli", "pdp.tidy_cli", "pdp.logs_cli", "pdp.server.cli")
+
+
+def all_commands() -> tuple[Command, ...]:
+    found = list(COMMANDS)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or ""
+            if not (name == missing or name.startswith(missing + ".")):
+                raise  # a real import error inside the module must surface
+            continue
+        found.extend(module.COMMANDS)
+    return tuple(found)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pdp", description="Policy-as-code authorization: tools for .pdp policies.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
+    for command in all_commands():
         p = sub.add_parser(command.name, help=command.help, description=command.help)
         command.add_arguments(p)
         p.set_defaults(run=command.run)
