@@ -1,0 +1,160 @@
+"""Composition root of `pdp serve`: builds every part once, wires them, runs, stops cleanly.
+
+Start-up: bind, report NOT_SERVING, compile the policies off the loop, then SERVING.
+Stop (SIGTERM/SIGINT): NOT_SERVING, let in-flight calls finish, flush the decision log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pdp.cache import DecisionCache
+from pdp.decision import Decision
+from pdp.server.config import Settings
+from pdp.server.convert import Limits
+from pdp.server.metrics import Metrics
+from pdp.server.policy_store import PolicyStore, Snapshot
+from pdp.server.recorder import build_recorder
+from pdp.server.service import DecisionService, TokenVerifierLike
+from pdp.server.servicer import AuthorizationServicer
+from pdp.v1 import authorization_pb2, authorization_pb2_grpc
+
+log = logging.getLogger("pdp.server")
+
+SERVICE_NAME = authorization_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name
+
+
+def _verifier_factory(settings: Settings):  # type: ignore[no-untyped-def]
+    if not settings.jwt_keys:
+        return None
+    from pdp.tokens import TokenConfig, TokenVerifier
+
+    def build(snapshot: Snapshot) -> TokenVerifierLike:
+        config = TokenConfig.from_dict(
+            {
+                "keys": list(settings.jwt_keys),
+                "algorithms": list(settings.jwt_algorithms),
+                "issuer": settings.jwt_issuer,
+                "audience": settings.jwt_audience,
+                "leeway_seconds": settings.jwt_leeway,
+                "principal_type": settings.jwt_principal_type,
+                "claim_map": dict(settings.jwt_claims) or None,
+            }
+        )
+        return TokenVerifier(config, snapshot.engine.schema)
+
+    return build
+
+
+def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    if not settings.tls_cert or not settings.tls_key:
+        return None
+    cert = Path(settings.tls_cert).read_bytes()
+    key = Path(settings.tls_key).read_bytes()
+    ca = Path(settings.client_ca).read_bytes() if settings.client_ca else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+
+
+async def serve(settings: Settings, *, worker: int = 0) -> int:
+    loop = asyncio.get_running_loop()
+    metrics = Metrics()
+    cache: DecisionCache[Decision] = DecisionCache(settings.cache_size, settings.cache_ttl)
+    store = PolicyStore(settings.policy_dir)
+    service = DecisionService(
+        store,
+        cache=cache,
+        metrics=metrics,
+        verifier_factory=_verifier_factory(settings),
+        token_required=bool(settings.jwt_keys),
+    )
+    recorder = build_recorder(settings, worker)
+    health_servicer = health.aio.HealthServicer()
+
+    def on_swap(snapshot: Snapshot) -> None:  # runs in the reload thread
+        service.on_swap(snapshot)
+        servicer.responses.clear()
+        for name in ("", SERVICE_NAME):
+            asyncio.run_coroutine_threadsafe(health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING), loop)
+
+    store._on_swap = on_swap  # noqa: SLF001 - wired here, at the composition root
+    limits = Limits(max_depth=settings.max_depth, max_string=settings.max_string, max_batch=settings.max_batch)
+    servicer = AuthorizationServicer(service, recorder, limits)
+    metrics.watch(
+        queue_depth=recorder.queue_depth,
+        dropped=recorder.dropped,
+        reloads=lambda: store.reloads,
+        reload_errors=lambda: store.reload_errors,
+    )
+
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 1),
+        ]
+    )
+    authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    address = f"{settings.host}:{settings.port}"
+    credentials = _credentials(settings)
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    await server.start()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_host, settings.metrics_port + worker)
+
+    await asyncio.to_thread(store.reload, force=True)
+    store.start_watching(settings.reload_interval)
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, store.request_reload)
+    state = f"revision {store.revision}" if store.current else f"no policy ({store.last_error.splitlines()[0]})"
+    print(f"pdp: worker {worker} serving {state} on {settings.host}:{port}", file=sys.stderr, flush=True)
+
+    await stop.wait()
+    print(f"pdp: worker {worker} stopping", file=sys.stderr, flush=True)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(settings.grace_seconds)
+    store.stop_watching()
+    await asyncio.to_thread(recorder.close)
+    print(f"pdp: worker {worker} stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def run(settings: Settings, argv: list[str], *, worker: int | None = None) -> int:
+    """Run one server process, or a supervisor of `settings.workers` of them sharing the port."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if worker is not None or settings.workers == 1:
+        return asyncio.run(serve(settings, worker=worker or 0))
+    return _supervise(settings, argv)
+
+
+def _supervise(settings: Settings, argv: list[str]) -> int:
+    """Start N workers (each a full server on the same port, SO_REUSEPORT) and relay signals."""
+    children = [
+        subprocess.Popen([sys.executable, "-m", "pdp.cli", "serve", *argv, "--worker-index", str(i)])
+        for i in range(settings.workers)
+    ]
+
+    def relay(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, relay)
+    codes = [child.wait() for child in children]
+    return 0 if all(code == 0 for code in codes) else 1

@@ -1,0 +1,145 @@
+"""One decision as the server makes it: token -> cache -> engine -> log -> metrics.
+
+Shared by every front end (gRPC Authorize and batches here; gateways later), so that all
+of them verify tokens, cache, log and count the same way. No gRPC in here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pdp.cache import DecisionCache
+from pdp.decision import Decision, DecisionError
+from pdp.server.metrics import Metrics
+from pdp.server.policy_store import PolicyStore, Snapshot
+
+
+class TokenVerifierLike(Protocol):
+    def verify(self, token: str) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    decision: Decision
+    decision_id: str
+    cached: bool
+    unauthenticated: bool
+    cache_ttl_ms: int
+    request: dict[str, Any]
+    latency_us: float
+    schema: Any = None  # of the revision that decided: the decision log masks by it
+
+
+_NO_POLICY = "no policy is loaded; every request is denied until one compiles"
+
+
+class DecisionIds:
+    """Unique across processes and restarts without a syscall per id: random prefix + counter."""
+
+    def __init__(self) -> None:
+        self._prefix = os.urandom(6).hex()
+        self._counter = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}-{next(self._counter):010d}"
+
+
+class DecisionService:
+    def __init__(
+        self,
+        store: PolicyStore,
+        *,
+        cache: DecisionCache[Decision],
+        metrics: Metrics | None = None,
+        verifier_factory: Callable[[Snapshot], TokenVerifierLike | None] | None = None,
+        token_required: bool = False,
+    ):
+        self.store = store
+        self.cache = cache
+        self.metrics = metrics
+        self.ids = DecisionIds()
+        self._verifier_factory = verifier_factory
+        self._verifier: TokenVerifierLike | None = None
+        self._verifier_revision = ""
+        self.token_required = token_required
+
+    def on_swap(self, snapshot: Snapshot) -> None:
+        """A new policy revision: old cached answers go, and claims map onto the new schema."""
+        self.cache.clear()
+        self._verifier_for(snapshot)
+        if self.metrics is not None:
+            self.metrics.set_revision(snapshot.revision)
+
+    def decide(self, request: dict[str, Any], *, token: str = "", cache_key: Hashable | None = None) -> Outcome:
+        started = time.perf_counter()
+        snapshot = self.store.current
+        if snapshot is None:
+            return self._finish(started, Decision(False, errors=(DecisionError(_NO_POLICY),)), request, False, False, 0)
+        expires_at = None
+        if token or self.token_required:
+            verified = self._verify(token, request, snapshot)
+            if isinstance(verified, Decision):
+                return self._finish(started, verified, request, False, True, 0)
+            request, expires_at = verified
+        key = None
+        if cache_key is not None and self.cache.enabled:
+            key = (snapshot.revision, cache_key)
+            hit = self.cache.get(key)
+            if self.metrics is not None:
+                (self.metrics.cache_hits if hit is not None else self.metrics.cache_misses).inc()
+            if hit is not None:
+                return self._finish(started, hit, request, True, False, self._ttl_ms(hit, expires_at))
+        decision = snapshot.engine.decide(request)
+        if key is not None and not decision.time_dependent:
+            self.cache.put(key, decision)
+        return self._finish(started, decision, request, False, False, self._ttl_ms(decision, expires_at))
+
+    def _verify(
+        self, token: str, request: dict[str, Any], snapshot: Snapshot
+    ) -> Decision | tuple[dict[str, Any], float | None]:
+        from pdp.tokens import TokenError, merge_principal
+
+        verifier = self._verifier_for(snapshot)
+        if verifier is None:
+            message = "bearer tokens are not accepted: the server has no token keys configured"
+            return Decision(False, errors=(DecisionError(message, field="bearer_token"),), revision=snapshot.revision)
+        if not token:
+            return Decision(
+                False, errors=(DecisionError("missing token", field="bearer_token"),), revision=snapshot.revision
+            )
+        try:
+            verified = verifier.verify(token)
+        except TokenError as exc:
+            return Decision(False, errors=(DecisionError(str(exc), field="bearer_token"),), revision=snapshot.revision)
+        merged = dict(request)
+        merged["principal"] = merge_principal(request.get("principal"), verified)
+        return merged, getattr(verified, "expires_at", None)
+
+    def _verifier_for(self, snapshot: Snapshot) -> TokenVerifierLike | None:
+        if self._verifier_factory is not None and self._verifier_revision != snapshot.revision:
+            self._verifier = self._verifier_factory(snapshot)
+            self._verifier_revision = snapshot.revision
+        return self._verifier
+
+    def _ttl_ms(self, decision: Decision, expires_at: float | None) -> int:
+        if decision.time_dependent or not self.cache.enabled:
+            return 0
+        ttl = self.cache.ttl_seconds
+        if expires_at is not None:
+            ttl = min(ttl, max(expires_at - time.time(), 0.0))
+        return int(ttl * 1000)
+
+    def _finish(
+        self, started: float, decision: Decision, request: dict[str, Any], cached: bool, unauthenticated: bool, ttl: int
+    ) -> Outcome:
+        latency_us = (time.perf_counter() - started) * 1e6
+        if self.metrics is not None:
+            self.metrics.observe(decision.allowed, bool(decision.errors), latency_us / 1e6)
+        snapshot = self.store.current
+        schema = snapshot.engine.schema if snapshot is not None else None
+        return Outcome(decision, self.ids.next(), cached, unauthenticated, ttl, request, latency_us, schema)

@@ -1,0 +1,126 @@
+"""gRPC front end of pdp.v1.AuthorizationService: convert, decide, record, convert."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import grpc
+
+from pdp.server import convert
+from pdp.server.convert import BadRequest, Limits, ResponseBuilder
+from pdp.server.service import DecisionService, Outcome
+from pdp.v1 import authorization_pb2 as pb
+from pdp.v1 import authorization_pb2_grpc as pb_grpc
+
+log = logging.getLogger("pdp.server")
+
+
+class Recorder(Protocol):
+    """Where decisions go after they are made (the decision log); must not block the loop."""
+
+    async def record(self, outcome: Outcome, source: str) -> None: ...
+
+
+class NullRecorder:
+    async def record(self, outcome: Outcome, source: str) -> None:
+        return None
+
+
+class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
+    def __init__(self, service: DecisionService, recorder: Recorder, limits: Limits):
+        self.service = service
+        self.recorder = recorder
+        self.limits = limits
+        self.responses = ResponseBuilder()
+
+    async def Authorize(self, request: pb.AuthorizeRequest, context: grpc.aio.ServicerContext) -> pb.AuthorizeResponse:
+        try:
+            engine_request = convert.request(request, self.limits)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        outcome = self._decide(engine_request, request.bearer_token, request)
+        await self.recorder.record(outcome, "authorize")
+        return self._response(outcome)
+
+    async def AuthorizeBatch(
+        self, request: pb.AuthorizeBatchRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AuthorizeBatchResponse:
+        size = sum(len(item.actions) for item in request.items) + len(request.requests)
+        if size > self.limits.max_batch:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"batch of {size} decisions is larger than the limit of {self.limits.max_batch}",
+            )
+        try:
+            pairs = self._batch_requests(request)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        results = []
+        for engine_request, token, key in pairs:
+            outcome = self._decide(engine_request, token, key)
+            await self.recorder.record(outcome, "batch")
+            results.append(self._response(outcome))
+        return pb.AuthorizeBatchResponse(results=results)
+
+    async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:
+        store = self.service.store
+        current = store.current
+        return pb.StatusResponse(
+            revision=store.revision,
+            policy_dir=str(store.directory),
+            loaded_at=_rfc3339(current.loaded_at) if current else "",
+            last_reload_error=store.last_error,
+            last_reload_at=_rfc3339(store.last_reload_at) if store.last_reload_at else "",
+            reloads=store.reloads,
+            reload_errors=store.reload_errors,
+        )
+
+    # ---- helpers -----------------------------------------------------------------------
+    def _decide(self, engine_request: dict[str, Any], token: str, key_message: Any) -> Outcome:
+        # The serialized request is the cache key: equal requests (token included) share an answer.
+        cache_key = key_message.SerializeToString(deterministic=True) if self.service.cache.enabled else None
+        return self.service.decide(engine_request, token=token, cache_key=cache_key)
+
+    def _response(self, outcome: Outcome) -> pb.AuthorizeResponse:
+        return self.responses.build(
+            outcome.decision,
+            outcome.decision_id,
+            cached=outcome.cached,
+            unauthenticated=outcome.unauthenticated,
+            cache_ttl_ms=outcome.cache_ttl_ms,
+        )
+
+    def _batch_requests(self, request: pb.AuthorizeBatchRequest) -> list[tuple[dict[str, Any], str, Any]]:
+        out: list[tuple[dict[str, Any], str, Any]] = []
+        if request.items:
+            principal = convert.entity(request.principal, "principal", self.limits, required=not request.bearer_token)
+            ctx = convert.context(request, "", self.limits)
+            for i, item in enumerate(request.items):
+                resource = convert.entity(item.resource, f"items[{i}].resource", self.limits)
+                if not item.actions:
+                    raise BadRequest(f"items[{i}].actions", "at least one action is required")
+                for action in item.actions:
+                    engine_request: dict[str, Any] = {"action": action, "resource": resource}
+                    if principal is not None:
+                        engine_request["principal"] = principal
+                    if ctx is not None:
+                        engine_request["context"] = ctx
+                    single = pb.AuthorizeRequest(
+                        principal=request.principal, action=action, resource=item.resource,
+                        bearer_token=request.bearer_token,
+                    )  # fmt: skip
+                    if request.WhichOneof("context_encoding") == "context":
+                        single.context = request.context
+                    elif request.WhichOneof("context_encoding") == "context_json":
+                        single.context_json = request.context_json
+                    out.append((engine_request, request.bearer_token, single))
+        for i, full in enumerate(request.requests):
+            out.append((convert.request(full, self.limits, f"requests[{i}]."), full.bearer_token, full))
+        return out
+
+
+def _rfc3339(epoch: float) -> str:
+    from policy_lang.values import format_datetime
+
+    return format_datetime(epoch)
