@@ -36,9 +36,8 @@ def _decode_map(raw: bytes | str, field: str, limits: Limits, *, as_json: bool) 
         if as_json:
             value = json.loads(raw)
         else:
-            value = msgpack.unpackb(
-                raw, raw=False, strict_map_key=True, max_str_len=limits.max_string, max_bin_len=limits.max_string
-            )
+            # Sizes are bounded by the message size limit; check_limits names the field at fault.
+            value = msgpack.unpackb(raw, raw=False, strict_map_key=True)
     except Exception as exc:  # any decoding failure is the caller's error
         kind = "JSON" if as_json else "msgpack"
         raise BadRequest(field, f"not valid {kind}: {type(exc).__name__}") from None
