@@ -11,7 +11,9 @@ import logging
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +28,7 @@ from pdp.server.policy_store import PolicyStore, Snapshot
 from pdp.server.recorder import build_recorder
 from pdp.server.service import DecisionService, TokenVerifierLike
 from pdp.server.servicer import AuthorizationServicer
+from pdp.tokens import TokenConfig, TokenConfigError, TokenVerifier
 from pdp.v1 import authorization_pb2, authorization_pb2_grpc
 
 log = logging.getLogger("pdp.server")
@@ -33,23 +36,29 @@ log = logging.getLogger("pdp.server")
 SERVICE_NAME = authorization_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name
 
 
-def _verifier_factory(settings: Settings):  # type: ignore[no-untyped-def]
+def token_config(settings: Settings) -> TokenConfig | None:
+    """Checked at start-up: a server told to verify tokens must not start without what it needs."""
     if not settings.jwt_keys:
         return None
-    from pdp.tokens import TokenConfig, TokenVerifier
+    data: dict[str, Any] = {
+        "key_files": list(settings.jwt_keys),
+        "algorithms": list(settings.jwt_algorithms),
+        "issuer": settings.jwt_issuer,
+        "audience": settings.jwt_audience,
+        "leeway_seconds": settings.jwt_leeway,
+    }
+    if settings.jwt_principal_type:
+        data["principal_type"] = settings.jwt_principal_type
+    if settings.jwt_claims:
+        data["claim_map"] = dict(settings.jwt_claims)
+    return TokenConfig.from_dict(data, where="jwt")
+
+
+def _verifier_factory(config: TokenConfig | None) -> Callable[[Snapshot], TokenVerifierLike] | None:
+    if config is None:
+        return None
 
     def build(snapshot: Snapshot) -> TokenVerifierLike:
-        config = TokenConfig.from_dict(
-            {
-                "keys": list(settings.jwt_keys),
-                "algorithms": list(settings.jwt_algorithms),
-                "issuer": settings.jwt_issuer,
-                "audience": settings.jwt_audience,
-                "leeway_seconds": settings.jwt_leeway,
-                "principal_type": settings.jwt_principal_type,
-                "claim_map": dict(settings.jwt_claims) or None,
-            }
-        )
         return TokenVerifier(config, snapshot.engine.schema)
 
     return build
@@ -73,7 +82,7 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
         store,
         cache=cache,
         metrics=metrics,
-        verifier_factory=_verifier_factory(settings),
+        verifier_factory=_verifier_factory(token_config(settings)),
         token_required=bool(settings.jwt_keys),
     )
     recorder = build_recorder(settings, worker)
@@ -137,6 +146,11 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
 def run(settings: Settings, argv: list[str], *, worker: int | None = None) -> int:
     """Run one server process, or a supervisor of `settings.workers` of them sharing the port."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        token_config(settings)
+    except TokenConfigError as exc:
+        print(f"pdp serve: {exc}", file=sys.stderr)
+        return 2
     if worker is not None or settings.workers == 1:
         return asyncio.run(serve(settings, worker=worker or 0))
     return _supervise(settings, argv)
