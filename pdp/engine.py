@@ -77,6 +77,12 @@ class Engine:
         self._buckets = policy.buckets
         self._revision = policy.revision
         self._memo: dict[Any, Decision] = {}
+        # Stored entities that carry every required attribute need nothing from the request.
+        self._complete = frozenset(
+            key
+            for key, attrs in self.store.attributes.items()
+            if key[0] in self._entities and all(name in attrs for name in self._entities[key[0]].required)
+        )
         self._deny_nothing_applies = Decision(False, revision=policy.revision)
 
     # ---- construction ------------------------------------------------------------
@@ -190,15 +196,17 @@ class Engine:
         if spec is None:
             raise _BadRequest(f"{side}.type", f"unknown entity type `{etype}`")
         attrs = value.get("attributes")
-        if attrs is None:
-            attrs = _EMPTY
         stored = self.store.attributes.get((etype, eid))
         if not stored:
             try:
-                return etype, eid, spec.fast_full(attrs)
+                return etype, eid, spec.fast_full(_EMPTY if attrs is None else attrs)
             except Exception:
-                converted = self._convert(spec.slow, attrs, f"{side}.attributes")
+                converted = self._convert(spec.slow, _EMPTY if attrs is None else attrs, f"{side}.attributes")
+        elif not attrs and (etype, eid) in self._complete:
+            return etype, eid, stored  # the gateway case: only an id, the data knows the rest
         else:
+            if attrs is None:
+                attrs = _EMPTY
             try:
                 converted = spec.fast(attrs)
             except Exception:
@@ -214,22 +222,22 @@ class Engine:
     ) -> Decision:
         if bucket is None:
             return self._deny_nothing_applies
-        F, M, E, G = bucket.decide(P, R, C, X)
+        F, M, E, G = bucket.decide(P, R, C, X)  # F, M: bit masks of matching forbids, permits
         rules = bucket.rules
         if F or E:
             if not E:
-                deny_key = (bucket.key, tuple(F))
+                deny_key = (bucket.key, F, -1)
                 memo = self._memo.get(deny_key)
                 if memo is not None:
                     return memo
             errors = tuple(DecisionError(_describe(exc), rules[i].id) for i, exc in E)
             advice: list[Mapping[str, Any]] = []
-            for i in F:
-                if rules[i].advice_names:
-                    advice.extend(self._advice(bucket, i, P, R, C, X))
+            for i in _indices(F & bucket.advice_mask):
+                advice.extend(self._advice(bucket, i, P, R, C, X))
             decision = Decision(
-                False, tuple(rules[i].id for i in F), (), tuple(advice), errors, self._revision, bucket.uses_now
-            )
+                False, tuple(rules[i].id for i in _indices(F)), (), tuple(advice), errors, self._revision,
+                bucket.uses_now,
+            )  # fmt: skip
             if not E and not advice:
                 self._remember(deny_key, decision)
             return decision
@@ -239,22 +247,26 @@ class Engine:
                 nothing = Decision(False, revision=self._revision, time_dependent=bucket.uses_now)
                 self._remember(bucket.key, nothing)
             return nothing
-        values: list[Any] = []
-        for i in M:
-            if rules[i].header_names:
+        values: tuple[Any, ...] = ()
+        with_headers = M & bucket.header_mask
+        if with_headers:
+            computed = []
+            for i in _indices(with_headers):
                 try:
-                    values.append(tuple(_header_text(v) for v in bucket.outputs[i](P, R, C, X)[0]))
+                    computed.append(tuple(_header_text(v) for v in bucket.outputs[i](P, R, C, X)[0]))
                 except Exception as exc:
                     return Decision(False, (), (), (), (DecisionError(_describe(exc), rules[i].id),), self._revision)
+            values = tuple(computed)
         # Decisions are immutable, so equal outcomes share one object.
-        key = (bucket.key, tuple(M), G, tuple(values))
+        key = (bucket.key, M, G, values)
         memo = self._memo.get(key)
         if memo is not None:
             return memo
-        reasons = [rules[i].id for i in M]
+        matched = _indices(M)
+        reasons = [rules[i].id for i in matched]
         obligations: list[Mapping[str, Any]] = []
         header_values = iter(values)
-        for i in M:
+        for i in matched:
             rule = rules[i]
             for path in rule.masks:
                 obligations.append(_frozen({"type": "mask", "path": path}))
@@ -282,6 +294,19 @@ class Engine:
             _frozen({"rule": rule.id, "name": name, "value": _json_value(v)})
             for name, v in zip(rule.advice_names, values, strict=True)
         ]
+
+
+def _indices(mask: int) -> tuple[int, ...]:
+    """The positions of the set bits, lowest first: the rules that matched, in evaluation order."""
+    found = _INDICES.get(mask)
+    if found is None:
+        found = tuple(i for i in range(mask.bit_length()) if mask >> i & 1)
+        if len(_INDICES) < 65536:
+            _INDICES[mask] = found
+    return found
+
+
+_INDICES: dict[int, tuple[int, ...]] = {}
 
 
 def _parents(given: Any, side: str) -> tuple[str, ...]:

@@ -43,6 +43,8 @@ class Bucket:
     grants: frozenset[str]  # roles whose grants cover this resource type and action
     uses_now: bool
     uses_roles: bool
+    header_mask: int = 0  # bits of the rules that set headers
+    advice_mask: int = 0  # bits of the rules that give advice
 
 
 @dataclass(slots=True)
@@ -121,6 +123,8 @@ class _Compiler:
                 grants,
                 uses_now,
                 uses_roles,
+                sum(1 << i for i, r in enumerate(compiled_rules) if r.header_names),
+                sum(1 << i for i, r in enumerate(compiled_rules) if r.advice_names),
             )
         role_functions = {k: namespace[name] for k, name in role_fn_names.items()}
         return CompiledPolicy(revision, self.checked, buckets, role_functions, source)
@@ -152,16 +156,25 @@ class _Compiler:
             name = f"ROLES{number}"
             names[env] = name
             self.lines.append(f"def {name}(P, R, C, X):")
+            # A missing key (no roles in this tenant) confers nothing rather than failing.
+            if len(exprs) == 1:
+                expr, types = exprs[0]
+                self.lines += [
+                    "    try:",
+                    f"        return {self.close_roles}({self.expr_compiler(types).expr(expr)})",
+                    "    except LookupError:",
+                    f"        return {self.k.ref(frozenset())}",
+                ]
+                continue
             self.lines.append("    H = set()")
             for expr, types in exprs:
-                # A missing key (no roles in this tenant) confers nothing rather than failing.
                 self.lines += [
                     "    try:",
                     f"        H.update({self.expr_compiler(types).expr(expr)})",
                     "    except LookupError:",
                     "        pass",
                 ]
-            self.lines.append(f"    return {self.close_roles}(H)")
+            self.lines.append(f"    return {self.close_roles}(frozenset(H))")
         return names
 
     # ---- buckets -----------------------------------------------------------------
@@ -182,13 +195,14 @@ class _Compiler:
             ec = self.expr_compiler(rule.types[(ptype, rtype)])
             if r.effect == "permit" and not permits_started:
                 permits_started = True
-                body += ["    if F or E:", "        return F, None, E, None", "    M = []"]
+                body += ["    if F or E:", "        return F, 0, E, None", "    M = 0"]
             cond = self.condition(r, ec)
             target = "F" if r.effect == "forbid" else "M"
+            # Matches are bits of an int: cheap to set, and a ready-made key for the decision memo.
             body += [
                 "    try:",
                 f"        if {cond}:",
-                f"            {target}.append({i})",
+                f"            {target} |= {1 << i}",
                 "    except Exception as e:",
                 f"        E.append(({i}, e))",
             ]
@@ -209,12 +223,12 @@ class _Compiler:
                 )
             )
         if not permits_started:
-            body += ["    if F or E:", "        return F, None, E, None", "    M = []"]
+            body += ["    if F or E:", "        return F, 0, E, None", "    M = 0"]
         grant_code = "None"
         if grants and (ptype, rtype) in role_fns:
             grant_code = f"(RL & {self.k.ref(grants)})"
         body.append(f"    return F, M, E, {grant_code}")
-        head = [f"def b{number}(P, R, C, X):", "    F = []", "    E = []"]
+        head = [f"def b{number}(P, R, C, X):", "    F = 0", "    E = []"]
         if uses_roles:
             fn = role_fns.get((ptype, rtype))
             head.append(f"    RL = {fn}(P, R, C, X)" if fn else f"    RL = {self.k.ref(frozenset())}")

@@ -350,8 +350,18 @@ Declaration = EnumDecl | EntityDecl | ContextDecl | ActionsDecl | RoleDecl | Bin
 
 
 @dataclass(frozen=True, slots=True)
+class Comment:
+    """A `//`, `#` or `/* ... */` comment, verbatim; kept for the formatter, never part of a policy's meaning."""
+
+    text: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
 class PolicyFile:
     path: str
     namespace: str
     items: tuple[Declaration, ...]
     span: Span = _span()
+    # In source order. Like spans, comments take no part in equality: they do not change what a policy says.
+    comments: tuple[Comment, ...] = field(default=(), compare=False, repr=False)

@@ -2,10 +2,13 @@
 
 The grammar lives in `grammar.lark`; the LALR parser is built once per process. A
 Transformer turns lark's parse tree into `policy_lang.nodes` with a span on every node.
+Comments are ignored by the grammar; a lexer callback collects them into
+`PolicyFile.comments` (for the formatter) without making them part of the AST's meaning.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,17 @@ from policy_lang.values import parse_duration
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 
 
+# The comments of the parse running on this thread; the lexer callbacks append to it.
+_comment_sink = threading.local()
+
+
+def _collect_comment(token: Token) -> Token:
+    sink: list[Token] | None = getattr(_comment_sink, "tokens", None)
+    if sink is not None:
+        sink.append(token)
+    return token
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     return Lark(
@@ -28,6 +42,7 @@ def _parser() -> Lark:
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=False,
+        lexer_callbacks={"COMMENT": _collect_comment, "BLOCK_COMMENT": _collect_comment},
     )
 
 
@@ -42,12 +57,16 @@ def parse(text: str, *, filename: str = "<string>", namespace: str = "") -> n.Po
 
 @lru_cache(maxsize=4096)
 def _parse_cached(text: str, filename: str, namespace: str) -> n.PolicyFile:
+    comments: list[Token] = []
+    _comment_sink.tokens = comments
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
         raise PolicySyntaxError([_syntax_diagnostic(exc, filename)], {filename: Source(filename, text)}) from None
+    finally:
+        _comment_sink.tokens = None
     try:
-        return _ToAst(filename, namespace).transform(tree)  # type: ignore[no-any-return]
+        return _ToAst(filename, namespace, comments).transform(tree)  # type: ignore[no-any-return]
     except PolicyError as exc:
         exc.sources[filename] = Source(filename, text)
         raise
@@ -116,9 +135,10 @@ class _ToAst:
     it avoids the per-node wrapper objects that lark's `v_args` builds.
     """
 
-    def __init__(self, filename: str, namespace: str):
+    def __init__(self, filename: str, namespace: str, comments: list[Token] | None = None):
         self.filename = filename
         self.namespace = namespace
+        self.comments = tuple(n.Comment(str(tok), self._tok_span(tok)) for tok in comments or ())
         self._methods: dict[str, Any] = {}
 
     def transform(self, root: Tree[Token]) -> Any:
@@ -172,7 +192,7 @@ class _ToAst:
             else:
                 items.append(child)
         final = tuple(_with_namespace(item, namespace) if isinstance(item, n.Rule) else item for item in items)
-        return n.PolicyFile(self.filename, namespace, final, self._span(meta))
+        return n.PolicyFile(self.filename, namespace, final, self._span(meta), self.comments)
 
     def namespace_decl(self, meta: Any, children: list[Any]) -> tuple[str, str]:
         return ("namespace", children[0])

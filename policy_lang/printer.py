@@ -2,7 +2,8 @@
 
 Faithful: parsing the printed text gives an AST equal to the one printed (spans aside).
 Parentheses are added only where the grammar's precedence needs them, so the text reads
-like hand-written policy. Comments are not part of the AST and are not reproduced.
+like hand-written policy. Comments are not reproduced here; `policy_lang.formatter` lays
+out whole files, comments included, from the pieces this module prints.
 
 Precedence, loosest first (see grammar.lark): `or`, `and`, `not`, comparisons (not
 associative), `+`/`-` (left associative), unary `-`, postfix (`.x`, `.m()`, `[k]`), atoms.
@@ -164,6 +165,24 @@ def _print(e: n.Expr) -> str:
     raise TypeError(f"not an expression: {e!r}")
 
 
+def chain(e: n.Expr) -> tuple[str, list[tuple[n.Expr, str]]]:
+    """`e` split along its top-level `and` (or `or`) chain: the operator and each operand with its text.
+
+    `f" {op} ".join(texts) == expr(e)`; an expression that is neither gives `("", [(e, expr(e))])`.
+    """
+    if not isinstance(e, (n.And, n.Or)):
+        return "", [(e, expr(e))]
+    kind, op, first, rest = (n.And, "and", _AND, _NOT) if isinstance(e, n.And) else (n.Or, "or", _OR, _AND)
+    operands: list[tuple[n.Expr, str]] = []
+    node: n.Expr = e
+    while isinstance(node, kind):
+        operands.append((node.right, _at(node.right, rest)))
+        node = node.left
+    operands.append((node, _at(node, first)))
+    operands.reverse()
+    return op, operands
+
+
 def children(e: n.Expr) -> tuple[n.Expr, ...]:
     """The direct subexpressions of `e`, left to right."""
     if isinstance(e, (n.Attr, n.Has, n.Like)):
@@ -211,7 +230,7 @@ def attr_decl(a: n.AttrDecl) -> str:
     return f"{a.name}{'?' if a.optional else ''}: {type_expr(a.type)}{' sensitive' if a.sensitive else ''};"
 
 
-def _names(idents: Iterable[n.Ident]) -> str:
+def names(idents: Iterable[n.Ident]) -> str:
     return ", ".join(i.name for i in idents)
 
 
@@ -241,20 +260,67 @@ def scope_lines(rule: n.Rule) -> list[str]:
         ("role", rule.roles),
     ):
         if idents:
-            out.append(f"{keyword} {_names(idents)}")
+            out.append(f"{keyword} {names(idents)}")
     return out
 
 
+def annotation(a: n.Annotation) -> str:
+    return f"@{a.name}({quote(a.value)})"
+
+
+def advice_item(a: n.AdviceItem) -> str:
+    return f"{a.name} = {expr(a.value)};"
+
+
+def grant(g: n.Grant) -> str:
+    return f"grant {names(g.actions)} on {names(g.resource_types)};"
+
+
+def window_field(f: n.WindowField) -> str:
+    return f"{f.name} {quote(f.value)};"
+
+
+def enum_decl(d: n.EnumDecl) -> str:
+    sep = " < " if d.ordered else ", "
+    return f"enum {d.name} {{ {sep.join(m.name for m in d.members)} }}"
+
+
+def actions_decl(d: n.ActionsDecl) -> str:
+    return f"actions {d.resource_type.name} {{ {names(d.actions)} }}"
+
+
+def entity_head(d: n.EntityDecl) -> str:
+    """`principal entity User in Group`: an entity declaration up to its `{`."""
+    head = ("principal " if d.is_principal else "") + f"entity {d.name}"
+    return head + (f" in {names(d.parents)}" if d.parents else "")
+
+
+def role_head(d: n.RoleDecl) -> str:
+    """`role admin extends editor`: a role declaration up to its `{` or `;`."""
+    return f"role {d.name}" + (f" extends {names(d.extends)}" if d.extends else "")
+
+
+def const_head(d: n.ConstDecl, keyword: str = "const") -> str:
+    """A constant up to its `= value`: `const name: T`, or with keyword `list`, `list name: E` for a `set<E>`."""
+    if keyword == "list" and isinstance(d.type, n.SetType):
+        return f"list {d.name}: {type_expr(d.type.element)}"
+    return f"const {d.name}" + (f": {type_expr(d.type)}" if d.type is not None else "")
+
+
+def const_decl(d: n.ConstDecl, keyword: str = "const") -> str:
+    """A whole constant declaration; `keyword="list"` keeps the `list` spelling (same AST)."""
+    value = f" = {expr(d.value)}" if d.value is not None else ""
+    return f"{const_head(d, keyword)}{value};"
+
+
 def rule(r: n.Rule) -> str:
-    lines = [f"@{a.name}({quote(a.value)})" for a in r.annotations]
+    lines = [annotation(a) for a in r.annotations]
     lines.append(f"{r.effect} {r.id.name}")
     body = scope_lines(r) + [condition(c) for c in r.conditions]
     if r.obligations:
         body.append(_block("obligations", [obligation(o) for o in r.obligations], "    ").replace("\n}", "\n  }"))
     if r.advice:
-        body.append(
-            _block("advice", [f"{a.name} = {expr(a.value)};" for a in r.advice], "    ").replace("\n}", "\n  }")
-        )
+        body.append(_block("advice", [advice_item(a) for a in r.advice], "    ").replace("\n}", "\n  }"))
     lines += [f"  {line}" for line in body]
     return "\n".join(lines) + ";"
 
@@ -263,32 +329,26 @@ def declaration(d: n.Declaration) -> str:
     if isinstance(d, n.Rule):
         return rule(d)
     if isinstance(d, n.EnumDecl):
-        sep = " < " if d.ordered else ", "
-        return f"enum {d.name} {{ {sep.join(m.name for m in d.members)} }}"
+        return enum_decl(d)
     if isinstance(d, n.EntityDecl):
-        head = ("principal " if d.is_principal else "") + f"entity {d.name}"
-        if d.parents:
-            head += f" in {_names(d.parents)}"
-        return _block(head, [attr_decl(a) for a in d.attrs])
+        return _block(entity_head(d), [attr_decl(a) for a in d.attrs])
     if isinstance(d, n.ContextDecl):
         return _block("context", [attr_decl(a) for a in d.attrs])
     if isinstance(d, n.ActionsDecl):
-        return f"actions {d.resource_type.name} {{ {_names(d.actions)} }}"
+        return actions_decl(d)
     if isinstance(d, n.RoleDecl):
-        head = f"role {d.name}" + (f" extends {_names(d.extends)}" if d.extends else "")
         if not d.grants:
-            return head + ";"
-        return _block(head, [f"grant {_names(g.actions)} on {_names(g.resource_types)};" for g in d.grants])
+            return role_head(d) + ";"
+        return _block(role_head(d), [grant(g) for g in d.grants])
     if isinstance(d, n.BindingDecl):
-        return f"roles of {d.principal_type.name} from {expr(d.expr)};"
+        return binding(d)
     if isinstance(d, n.ConstDecl):
-        text = f"const {d.name}"
-        if d.type is not None:
-            text += f": {type_expr(d.type)}"
-        if d.value is not None:
-            text += f" = {expr(d.value)}"
-        return text + ";"
-    return _block(f"window {d.name}", [f"{f.name} {quote(f.value)};" for f in d.fields])
+        return const_decl(d)
+    return _block(f"window {d.name}", [window_field(f) for f in d.fields])
+
+
+def binding(d: n.BindingDecl) -> str:
+    return f"roles of {d.principal_type.name} from {expr(d.expr)};"
 
 
 def policy_file(f: n.PolicyFile) -> str:

@@ -65,13 +65,25 @@ class Scope:
         return any(net.contains(ip) for net in nets)
 
 
-def role_closer(ancestors: Mapping[str, frozenset[str]]) -> Callable[[set[str]], frozenset[str]]:
-    """Held role names -> every role they confer; unknown names confer nothing."""
+def role_closer(
+    ancestors: Mapping[str, frozenset[str]], memo_size: int = 4096
+) -> Callable[[frozenset[str]], frozenset[str]]:
+    """Held role names -> every role they confer; unknown names confer nothing.
 
-    def close(held: set[str]) -> frozenset[str]:
-        out: set[str] = set()
-        for role in held:
-            out |= ancestors.get(role, EMPTY)
-        return frozenset(out)
+    The same few sets of held roles come back request after request, so answers are kept.
+    """
+    memo: dict[frozenset[str], frozenset[str]] = {}
+
+    def close(held: frozenset[str]) -> frozenset[str]:
+        found = memo.get(held)
+        if found is None:
+            out: set[str] = set()
+            for role in held:
+                out |= ancestors.get(role, EMPTY)
+            found = frozenset(out)
+            if len(memo) >= memo_size:
+                memo.clear()
+            memo[held] = found
+        return found
 
     return close

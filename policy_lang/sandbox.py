@@ -33,6 +33,7 @@ _ATTRS = frozenset(
         "append",
         "update",
         "get",
+        "keys",
     }
 )
 # What our templates compile to, and nothing else: no imports, classes, closures,
@@ -102,12 +103,12 @@ _OPCODES = frozenset(
     if name in dis.opmap
 )
 _BINARY_OP = dis.opmap["BINARY_OP"]
-# The binary operators the compiler emits: `+`, `&` (role sets), `-`, and `+=` (counters).
+# The binary operators the compiler emits: `+`, `&` (role sets), `-`, `+=` (counters), `|=` (match bits).
 _BINARY_ARGS = frozenset(
     i
     for i, (name, _) in enumerate(getattr(dis, "_nb_ops", ()))
-    if name in ("NB_ADD", "NB_AND", "NB_SUBTRACT", "NB_INPLACE_ADD")
-) or frozenset({0, 1, 10, 13})
+    if name in ("NB_ADD", "NB_AND", "NB_SUBTRACT", "NB_INPLACE_ADD", "NB_INPLACE_OR")
+) or frozenset({0, 1, 10, 13, 20})
 _KEYWORDS = re.compile(r"\b(?:while|for|lambda|import|class|yield|await|async|global|nonlocal|with|del|exec|eval)\b")
 SAFE_BUILTINS = ("frozenset", "len", "set", "type", "Exception", "LookupError")
 

@@ -13,7 +13,7 @@ from typing import Any
 from policy_lang.codegen import Constants
 from policy_lang.convert import _SIMPLE, converter
 from policy_lang.sandbox import run
-from policy_lang.schema import Prim, Record
+from policy_lang.schema import EnumType, Prim, Record
 
 _MISSING = object()
 
@@ -27,27 +27,50 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
     for number, (name, (record, full)) in enumerate(sorted(records.items())):
         fn = f"v{number}"
         names[name] = fn
+        known = k.ref(frozenset(f.name for f in record.fields))
         lines += [
             f"def {fn}(a):",
-            f"    if type(a) is not {dict_t}:",
+            f"    if type(a) is not {dict_t} or not a.keys() <= {known}:",
             "        raise LookupError",
-            "    c = 0",
-            "    out = a",
         ]
+        converted: list[str] = []
         for f in record.fields:
             key = k.ref(f.name)
-            lines += [f"    x = a.get({key}, {missing})", f"    if x is not {missing}:", "        c += 1"]
-            if isinstance(f.type, Prim) and f.type in _SIMPLE:
-                lines += [f"        if type(x) is not {k.ref(_SIMPLE[f.type])}:", "            raise LookupError"]
+            required = full and not f.optional
+            simple = isinstance(f.type, Prim) and f.type in _SIMPLE
+            if isinstance(f.type, EnumType):
+                ranks = {m: i for i, m in enumerate(f.type.members)}
+                convert = f"{k.ref(ranks)}[x]"  # a KeyError for a non-member sends the caller to the slow path
             else:
-                # The first converted field copies: the caller's dict is never written to.
-                lines += [
-                    "        if out is a:",
-                    f"            out = {dict_t}(a)",
-                    f"        out[{key}] = {k.ref(converter(f.type))}(x)",
-                ]
-            if full and not f.optional:
-                lines += ["    else:", "        raise LookupError"]
-        lines += ["    if c != len(a):", "        raise LookupError", "    return out"]
+                convert = f"{k.ref(converter(f.type))}(x)"
+            if required:
+                if simple:
+                    lines += [
+                        f"    x = a[{key}]",  # a KeyError when missing
+                        f"    if type(x) is not {k.ref(_SIMPLE[f.type])}:",  # type: ignore[index]
+                        "        raise LookupError",
+                    ]
+                else:
+                    converted.append(
+                        f"    out[{key}] = {convert.replace('(x)', f'(a[{key}])').replace('[x]', f'[a[{key}]]')}"
+                    )
+            else:
+                if simple:
+                    lines += [
+                        f"    x = a.get({key}, {missing})",
+                        f"    if x is not {missing} and type(x) is not {k.ref(_SIMPLE[f.type])}:",  # type: ignore[index]
+                        "        raise LookupError",
+                    ]
+                else:
+                    converted += [
+                        f"    x = a.get({key}, {missing})",
+                        f"    if x is not {missing}:",
+                        f"        out[{key}] = {convert}",
+                    ]
+        if converted:
+            # One copy for all conversions: the caller's dict is never written to.
+            lines += [f"    out = {dict_t}(a)", *converted, "    return out"]
+        else:
+            lines.append("    return a")
     namespace = run("\n".join(lines) + "\n", k.values, {})
     return {name: namespace[fn] for name, fn in names.items()}
