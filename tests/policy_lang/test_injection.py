@@ -379,7 +379,7 @@ MALICIOUS = {
     "function named os": "def os(P):\n    return P\n",
     "argument named os": "def b0(os):\n    return 0\n",
     "exception bound to os": "def b0(P, R, C, X):\n    try:\n        pass\n    except Exception as os:\n        pass\n",
-    "attribute not on the list": "def b0(P, R, C, X):\n    return P.keys()\n",
+    "attribute not on the list": "def b0(P, R, C, X):\n    return P.values()\n",
     "async": "async def b0(P, R, C, X):\n    return 0\n",
     "yield": "def b0(P, R, C, X):\n    yield 0\n",
     "ellipsis": "def b0(P, R, C, X):\n    return ...\n",
