@@ -39,9 +39,7 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
             engine_request = convert.request(request, self.limits)
         except BadRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        outcome = self._decide(engine_request, request.bearer_token, request)
-        await self.recorder.record(outcome, "authorize")
-        return self._response(outcome)
+        return await self._answer(engine_request, request.bearer_token, request, "authorize")
 
     async def AuthorizeBatch(
         self, request: pb.AuthorizeBatchRequest, context: grpc.aio.ServicerContext
@@ -56,11 +54,7 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
             pairs = self._batch_requests(request)
         except BadRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        results = []
-        for engine_request, token, key in pairs:
-            outcome = self._decide(engine_request, token, key)
-            await self.recorder.record(outcome, "batch")
-            results.append(self._response(outcome))
+        results = [await self._answer(engine_request, token, key, "batch") for engine_request, token, key in pairs]
         return pb.AuthorizeBatchResponse(results=results)
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:
@@ -77,6 +71,22 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
         )
 
     # ---- helpers -----------------------------------------------------------------------
+    async def _answer(self, engine_request: dict[str, Any], token: str, key: Any, source: str) -> pb.AuthorizeResponse:
+        """Decide and record; anything unexpected is a logged deny, never an allow or a crash."""
+        try:
+            outcome = self._decide(engine_request, token, key)
+            await self.recorder.record(outcome, source)
+        except Exception as exc:
+            log.exception("internal error while deciding; denying")
+            message = f"internal error: {type(exc).__name__}"
+            return pb.AuthorizeResponse(
+                allowed=False,
+                errors=[pb.DecisionError(message=message)],
+                revision=self.service.store.revision,
+                decision_id=self.service.ids.next(),
+            )
+        return self._response(outcome)
+
     def _decide(self, engine_request: dict[str, Any], token: str, key_message: Any) -> Outcome:
         # The serialized request is the cache key: equal requests (token included) share an answer.
         cache_key = key_message.SerializeToString(deterministic=True) if self.service.cache.enabled else None
