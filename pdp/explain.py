@@ -138,27 +138,9 @@ def _explain_bucket(
     ptype, rtype, action = bucket.key
     policy = engine.policy
     roles_fn = policy.role_functions.get((ptype, rtype))
-    roles_failure: Exception | None = None
-    RL: frozenset[str] = frozenset()
-    if roles_fn is not None:
-        try:
-            RL = frozenset(roles_fn(P, R, C, X))
-        except Exception as exc:  # a binding fails on more than a missing key
-            roles_failure = exc
-    G = (RL & bucket.grants) if bucket.grants and roles_fn is not None else None
-
-    traced = _trace_rules(policy.checked, bucket)
-    outcomes = []
-    for rule in traced:
-        trace = _Trace()
-        try:
-            outcomes.append(_Outcome(bool(rule.function(P, R, C, X, RL, trace)), None, trace))
-        except Exception as exc:
-            outcomes.append(_Outcome(False, exc, trace))
-
-    forbids = [i for i, r in enumerate(bucket.rules) if r.effect == "forbid"]
-    decided_by_forbids = any(outcomes[i].matched or outcomes[i].error for i in forbids)
-    evaluated = [r.effect == "forbid" or not decided_by_forbids for r in bucket.rules]
+    t = trace_bucket(engine, bucket, P, R, C, X)
+    traced, outcomes, evaluated = t.rules, t.outcomes, t.evaluated
+    RL, roles_failure, G = t.roles, t.roles_failure, t.grants
     render = _Renderer(ptype, rtype, X, RL, show_sensitive)
     rules = [_rule_entry(i, bucket, traced[i], outcomes[i], evaluated[i], render, RL) for i in range(len(bucket.rules))]
     bindings = [printer.expr(b.expr) for b in policy.checked.bindings if b.principal_type == ptype and rtype in b.types]
@@ -190,6 +172,64 @@ def _explain_bucket(
 
 
 # ---- tracing ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BucketTrace:
+    """Every rule of one request's bucket, evaluated by traced code (read by explain and by coverage)."""
+
+    rules: list[_TracedRule]
+    outcomes: list[_Outcome]  # per rule: matched, the error it raised, the value of each node
+    evaluated: list[bool]  # whether the engine evaluates the rule: forbids always, permits if no forbid decided
+    roles: frozenset[str]  # the held roles, closed under inheritance
+    roles_failure: Exception | None
+    grants: frozenset[str] | None  # held roles whose grant covers the bucket; None where no grant can apply
+    forbids_decided: bool  # a forbid matched or failed: the request is denied, no permit or grant counts
+
+
+def trace_bucket(
+    engine: Engine,
+    bucket: Bucket,
+    P: dict[str, Any],
+    R: dict[str, Any],
+    C: dict[str, Any],
+    X: Scope,
+    traced: list[_TracedRule] | None = None,
+) -> BucketTrace:
+    """Evaluate every rule of `bucket` for one prepared request (`Engine.prepare`), recording node values.
+
+    `traced` may be given to reuse the traced functions of an earlier call on the same bucket.
+    """
+    ptype, rtype, _ = bucket.key
+    roles_fn = engine.policy.role_functions.get((ptype, rtype))
+    roles_failure: Exception | None = None
+    RL: frozenset[str] = frozenset()
+    if roles_fn is not None:
+        try:
+            RL = frozenset(roles_fn(P, R, C, X))
+        except Exception as exc:  # a binding fails on more than a missing key
+            roles_failure = exc
+    G = (RL & bucket.grants) if bucket.grants and roles_fn is not None else None
+
+    if traced is None:
+        traced = _trace_rules(engine.policy.checked, bucket)
+    outcomes = []
+    for rule in traced:
+        trace = _Trace()
+        try:
+            outcomes.append(_Outcome(bool(rule.function(P, R, C, X, RL, trace)), None, trace))
+        except Exception as exc:
+            outcomes.append(_Outcome(False, exc, trace))
+
+    forbids = [i for i, r in enumerate(bucket.rules) if r.effect == "forbid"]
+    decided_by_forbids = any(outcomes[i].matched or outcomes[i].error for i in forbids)
+    evaluated = [r.effect == "forbid" or not decided_by_forbids for r in bucket.rules]
+    return BucketTrace(traced, outcomes, evaluated, RL, roles_failure, G, decided_by_forbids)
+
+
+def trace_rules(checked: CheckedPolicySet, bucket: Bucket) -> list[_TracedRule]:
+    """The traced functions of a bucket's rules, to pass to `trace_bucket` again (they depend on nothing else)."""
+    return _trace_rules(checked, bucket)
 
 
 def _constant_lookup(checked: CheckedPolicySet) -> Callable[[str], Any]:

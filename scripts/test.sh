@@ -12,4 +12,5 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/pdp validate policies
+.venv/bin/pdp test --min-coverage 95 policies
 .venv/bin/python -m pytest -q
