@@ -229,4 +229,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run as `python -m pdp.cli`, this file is `__main__`; subcommand modules import `pdp.cli`.
+    # Going through that one module keeps a single CliError class, so their errors are caught.
+    from pdp.cli import main as _main
+
+    raise SystemExit(_main())

@@ -34,19 +34,26 @@ class LogRecorder:
         self.log = log
         self.worker = worker
         self._maskers: dict[str, Any] = {}
+        self._last: Any = None
 
-    def _masker(self, outcome: Outcome, schema: Any) -> Any:
+    def _masker(self, outcome: Outcome) -> Any:
+        """The masker of the deciding revision's schema; without one (no policy has ever loaded)
+        None, and the request is then logged without any attribute values at all."""
+        if outcome.schema is None:
+            return self._last
         revision = outcome.decision.revision
         masker = self._maskers.get(revision)
         if masker is None:
-            self._maskers = {revision: self._module.Masker(schema)}  # keep only the newest
-            masker = self._maskers[revision]
+            masker = self._module.Masker(outcome.schema)
+            self._maskers = {revision: masker}  # keep only the newest
+            self._last = masker
         return masker
 
     async def record(self, outcome: Outcome, source: str) -> None:
-        masker = self._masker(outcome, outcome.schema) if outcome.schema is not None else None
+        masker = self._masker(outcome)
+        request = outcome.request if masker is not None else _without_values(outcome.request)
         event = self._module.event_for(
-            outcome.request,
+            request,
             outcome.decision,
             decision_id=outcome.decision_id,
             latency_us=outcome.latency_us,
@@ -66,6 +73,17 @@ class LogRecorder:
 
     def close(self) -> None:
         self.log.close()
+
+
+def _without_values(request: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in request.items() if k != "context"}
+    if "context" in request:
+        out["context"] = "<masked>"
+    for side in ("principal", "resource"):
+        entity = request.get(side)
+        if isinstance(entity, dict) and "attributes" in entity:
+            out[side] = {**entity, "attributes": "<masked>"}
+    return out
 
 
 def build_recorder(settings: Settings, worker: int) -> Any:
