@@ -200,29 +200,29 @@ class _Formatter:
             self.rule(d)
         elif isinstance(d, (n.EntityDecl, n.ContextDecl)):
             head = printer.entity_head(d) if isinstance(d, n.EntityDecl) else "context"
-            first = self.open(head, span.start)
+            first = self.open_block(head, span.start)
             for a in d.attrs:
                 self.attr(STEP, a)
-            last = self.close(0, "}", span.end - 1, span.end)
+            last = self.close_block(0, "}", span.end - 1, span.end)
             if not d.attrs:
                 self.folds.append(_Fold(first, last, head + " {}", False))
         elif isinstance(d, n.RoleDecl):
             head = printer.role_head(d)
             if d.grants or self.src.code[span.end - 1] == "}":
-                first = self.open(head, span.start)
+                first = self.open_block(head, span.start)
                 for g in d.grants:
                     self.add(STEP, printer.grant(g), g.span.start, g.span.end, blanks="all")
-                last = self.close(0, "}", span.end - 1, span.end)
+                last = self.close_block(0, "}", span.end - 1, span.end)
                 if not d.grants:
                     self.folds.append(_Fold(first, last, head + ";", False))
             else:
                 self.add(0, head + ";", span.start, span.end, blanks="all")
         elif isinstance(d, n.WindowDecl):
             head = f"window {d.name}"
-            first = self.open(head, span.start)
+            first = self.open_block(head, span.start)
             for f in d.fields:
                 self.add(STEP, printer.window_field(f), f.span.start, f.span.end, blanks="all")
-            last = self.close(0, "}", span.end - 1, span.end)
+            last = self.close_block(0, "}", span.end - 1, span.end)
             if not d.fields:
                 self.folds.append(_Fold(first, last, head + " {}", False))
         elif isinstance(d, n.ConstDecl):
@@ -234,11 +234,11 @@ class _Formatter:
         else:
             self.add(0, printer.binding(d), span.start, span.end, blanks="all")
 
-    def open(self, head: str, start: int) -> _Line:
+    def open_block(self, head: str, start: int) -> _Line:
         brace = self.src.code.find("{", start)
         return self.add(0, head + " {", start, brace + 1, blanks="all", opens=True)
 
-    def close(self, indent: int, text: str, pos: int, end: int, blanks: Blanks = "comments") -> _Line:
+    def close_block(self, indent: int, text: str, pos: int, end: int, blanks: Blanks = "comments") -> _Line:
         return self.add(indent, text, pos, end, blanks=blanks, lead=indent + STEP)
 
     def attr(self, indent: int, a: n.AttrDecl) -> None:
@@ -251,7 +251,7 @@ class _Formatter:
         first = self.add(indent, head, a.span.start, t.span.start + 1, blanks="all", opens=True)
         for inner in t.attrs:
             self.attr(indent + STEP, inner)
-        last = self.close(indent, "}" + (" sensitive" if a.sensitive else "") + ";", t.span.end - 1, a.span.end)
+        last = self.close_block(indent, "}" + (" sensitive" if a.sensitive else "") + ";", t.span.end - 1, a.span.end)
         self.folds.append(_Fold(first, last, flat, True))
 
     def constant(self, d: n.ConstDecl) -> None:
@@ -265,7 +265,7 @@ class _Formatter:
         first = self.add(0, head, d.span.start, value.span.start + 1, blanks="all", opens=True)
         for item in value.items:
             self.add(STEP, printer.expr(item) + ",", item.span.start, item.span.end, blanks="all")
-        last = self.close(0, "];", value.span.end - 1, d.span.end)
+        last = self.close_block(0, "];", value.span.end - 1, d.span.end)
         self.folds.append(_Fold(first, last, flat, True))
 
     # ---- rules ---------------------------------------------------------------------------
@@ -303,7 +303,7 @@ class _Formatter:
                 )
                 self.add(2 * STEP, text, item.span.start, item.span.end)
             close = src.next_code(items[-1].span.end)
-            self.close(STEP, "}", close, close + 1, blanks="none")
+            self.close_block(STEP, "}", close, close + 1, blanks="none")
         last = self.lines[-1]
         last.suffix = ";"
         last.end = max(last.end, r.span.end)
@@ -358,8 +358,8 @@ class _Formatter:
 
         for f in self.folds:  # inner ones were registered first
             first, last = current(f.first), current(f.last)
-            i = next(k for k, line in enumerate(self.lines) if line is first)
-            j = next(k for k, line in enumerate(self.lines) if line is last)
+            i = self.lines.index(first)  # lines compare by identity
+            j = self.lines.index(last, i)
             span = self.lines[i : j + 1]
             if any(line.trailing for line in span[:-1]) or any(line.leading for line in span[1:]):
                 continue  # a comment sits between its parts: keep them apart

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from policy_lang import nodes as n
@@ -43,7 +43,7 @@ from policy_lang import printer
 from policy_lang.checker import CheckedPolicySet, CheckedRule
 from policy_lang.errors import Diagnostic
 from policy_lang.schema import BOOL, DURATION, INT, STRING, EnumType, SetOf, Type
-from policy_lang.spans import Span
+from policy_lang.spans import UNKNOWN_SPAN, Span
 
 CODES: dict[str, str] = {
     "shadowed_permit": "a permit that unconditional forbids always override",
@@ -134,6 +134,7 @@ def _shadowed(checked: CheckedPolicySet) -> Iterator[Diagnostic]:
 class _Atom:
     expr: n.Expr
     positive: bool  # False: the rule applies only where `expr` is false
+    span: Span = field(default=UNKNOWN_SPAN, compare=False)  # where it is written, its `not` included
 
     def text(self) -> str:
         return printer.expr(self.expr if self.positive else n.Not(self.expr))
@@ -165,16 +166,16 @@ def atoms(rule: n.Rule) -> list[_Atom]:
     """The rule's conditions as one conjunction: `when` parts as they are, `unless` parts negated."""
     out: list[_Atom] = []
     for cond in rule.conditions:
-        stack: list[tuple[n.Expr, bool]] = [(cond.expr, cond.kind == "when")]
+        stack: list[tuple[n.Expr, bool, Span]] = [(cond.expr, cond.kind == "when", cond.expr.span)]
         while stack:
-            e, positive = stack.pop()
+            e, positive, span = stack.pop()
             if isinstance(e, n.Not):
-                stack.append((e.operand, not positive))
+                stack.append((e.operand, not positive, span))
             elif (isinstance(e, n.And) and positive) or (isinstance(e, n.Or) and not positive):
-                stack.append((e.right, positive))
-                stack.append((e.left, positive))
+                stack.append((e.right, positive, e.right.span))
+                stack.append((e.left, positive, e.left.span))
             else:
-                out.append(_Atom(e, positive))
+                out.append(_Atom(e, positive, span))
     return out
 
 
@@ -202,9 +203,9 @@ class _Facts:
         return _Value(enum.name, name, float(enum.rank(name)) if enum.ordered else None)
 
     def scalar(self, t: Type, v: Any) -> _Value | None:
-        if t in (STRING, BOOL):
+        if (t == STRING and isinstance(v, str)) or (t == BOOL and isinstance(v, bool)):
             return _Value(str(t), v)
-        if t in (INT, DURATION):
+        if t in (INT, DURATION) and isinstance(v, (int, float)) and not isinstance(v, bool):
             return _Value(str(t), v, float(v))
         if isinstance(t, EnumType) and isinstance(v, int) and 0 <= v < len(t.members):
             return self.member(t, t.members[v])
@@ -351,7 +352,8 @@ def _conditions(checked: CheckedPolicySet) -> Iterator[Diagnostic]:
         if r.roles and not _roles_reachable(checked, cr):
             yield Diagnostic(
                 "never_applies",
-                f"{what} never applies: it requires a role, and no role binding applies to its principal and resource types",
+                f"{what} never applies: it requires {_plural('role', len(r.roles))} {_quoted(i.name for i in r.roles)}, "
+                f"but no role binding applies to {_quoted(cr.principal_types)} with {_quoted(cr.actions)}",
                 r.roles[0].span,
             )
         seen: set[_Atom] = set()
@@ -359,18 +361,16 @@ def _conditions(checked: CheckedPolicySet) -> Iterator[Diagnostic]:
         for atom in atoms(r):
             fact = solver.fact(atom)
             if fact.op == "false":
-                yield Diagnostic(
-                    "never_applies", f"{what} never applies: `{atom.text()}` is always false", atom.expr.span
-                )
+                yield Diagnostic("never_applies", f"{what} never applies: `{atom.text()}` is always false", atom.span)
                 break
             if fact.op == "true":
-                yield Diagnostic("redundant_condition", f"`{atom.text()}` is always true", atom.expr.span)
+                yield Diagnostic("redundant_condition", f"`{atom.text()}` is always true", atom.span)
                 continue
             if atom in seen:
                 yield Diagnostic(
                     "redundant_condition",
                     f"`{atom.text()}` repeats a condition of {what}",
-                    atom.expr.span,
+                    atom.span,
                 )
                 continue
             seen.add(atom)
@@ -384,7 +384,7 @@ def _conditions(checked: CheckedPolicySet) -> Iterator[Diagnostic]:
                     else f"the conditions before it on `{printer.expr(fact.term)}`"
                 )
                 yield Diagnostic(
-                    "never_applies", f"{what} never applies: `{atom.text()}` contradicts {against}", atom.expr.span
+                    "never_applies", f"{what} never applies: `{atom.text()}` contradicts {against}", atom.span
                 )
                 break
             earlier.append((atom, fact))

@@ -13,4 +13,6 @@ fi
 .venv/bin/mypy
 .venv/bin/pdp validate policies
 .venv/bin/pdp test --min-coverage 95 policies
+.venv/bin/pdp fmt --check policies
+.venv/bin/pdp lint policies
 .venv/bin/python -m pytest -q
