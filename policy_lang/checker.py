@@ -31,6 +31,7 @@ from policy_lang.schema import (
     SetOf,
     Type,
 )
+from policy_lang.routes import RouteTable, check_routes
 from policy_lang.spans import Source
 from policy_lang.typer import Env, Names, Typer, did_you_mean, facts_when, path_of
 from policy_lang.values import Window, check_zone, parse_days, parse_hours
@@ -64,6 +65,7 @@ class CheckedPolicySet:
     enum_members: dict[str, EnumType]
     files: tuple[n.PolicyFile, ...] = ()
     sources: dict[str, Source] = field(default_factory=dict)
+    routes: RouteTable = field(default_factory=RouteTable)
 
 
 def check(
@@ -109,6 +111,7 @@ class _Checker:
         bindings = self.check_bindings()
         grants = self.check_grants(bindings)
         rules = self.check_rules()
+        routes = check_routes(self.items(n.RouteDecl), self.items(n.HttpDecl), self.schema, self.diagnostics)
         return CheckedPolicySet(
             self.schema,
             tuple(rules),
@@ -120,6 +123,7 @@ class _Checker:
             self.windows,
             self.names.enum_members,
             self.files,
+            routes=routes,
         )
 
     # ---- schema ----------------------------------------------------------------

@@ -346,7 +346,61 @@ class Rule:
         return f"{self.namespace}.{self.id.name}" if self.namespace else self.id.name
 
 
-Declaration = EnumDecl | EntityDecl | ContextDecl | ActionsDecl | RoleDecl | BindingDecl | ConstDecl | WindowDecl | Rule
+RouteSourceKind = Literal["literal", "path", "query", "header", "source", "now"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSource:
+    """Where a value comes from in an HTTP request: `path.id`, `query.q`, `header("x-a")`, ..."""
+
+    kind: RouteSourceKind
+    name: str  # the parameter, query key, header or peer field; the text for a literal
+    default: str | None = None  # for a header the request may not carry
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAssign:
+    root: Literal["resource", "context"]
+    target: Ident
+    source: RouteSource
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecl:
+    """`route GET "/docs/{id}" => read Document { resource.id = path.id; }`; no methods = any."""
+
+    methods: tuple[Ident, ...]
+    pattern: str
+    action: Ident
+    resource_type: Ident
+    assigns: tuple[RouteAssign, ...]
+    is_default: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpDecl:
+    """Assignments every route gets, e.g. `context.ip = source.ip;`."""
+
+    assigns: tuple[RouteAssign, ...]
+    span: Span = _span()
+
+
+Declaration = (
+    EnumDecl
+    | EntityDecl
+    | ContextDecl
+    | ActionsDecl
+    | RoleDecl
+    | BindingDecl
+    | ConstDecl
+    | WindowDecl
+    | RouteDecl
+    | HttpDecl
+    | Rule
+)
 
 
 @dataclass(frozen=True, slots=True)

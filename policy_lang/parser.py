@@ -291,6 +291,55 @@ class _ToAst:
     def window_field(self, meta: Any, children: list[Token]) -> n.WindowField:
         return n.WindowField(str(children[0]), unquote(children[1]), self._span(meta))
 
+    # ---- HTTP routes ---------------------------------------------------------
+    def route_decl(self, meta: Any, children: list[Any]) -> n.RouteDecl:
+        methods, pattern, action, rtype, assigns = children
+        return n.RouteDecl(
+            methods, unquote(pattern), self._ident(action), self._ident(rtype), assigns, False, self._span(meta)
+        )
+
+    def default_route_decl(self, meta: Any, children: list[Any]) -> n.RouteDecl:
+        action, rtype, assigns = children
+        return n.RouteDecl((), "", self._ident(action), self._ident(rtype), assigns, True, self._span(meta))
+
+    def route_methods(self, meta: Any, children: list[Token]) -> tuple[n.Ident, ...]:
+        return tuple(self._ident(c) for c in children)
+
+    def any_method(self, meta: Any, children: list[Any]) -> tuple[n.Ident, ...]:
+        return ()
+
+    def route_body(self, meta: Any, children: list[Any]) -> tuple[n.RouteAssign, ...]:
+        return tuple(children)
+
+    def http_decl(self, meta: Any, children: list[Any]) -> n.HttpDecl:
+        return n.HttpDecl(tuple(children), self._span(meta))
+
+    def route_assign(self, meta: Any, children: list[Any]) -> n.RouteAssign:
+        (root, target), source = children
+        return n.RouteAssign(root, target, source, self._span(meta))
+
+    def route_target(self, meta: Any, children: list[Token]) -> tuple[str, n.Ident]:
+        return str(children[0]), self._ident(children[1])
+
+    def source_literal(self, meta: Any, c: list[Token]) -> n.RouteSource:
+        return n.RouteSource("literal", unquote(c[0]), None, self._span(meta))
+
+    def source_path(self, meta: Any, c: list[Token]) -> n.RouteSource:
+        return n.RouteSource("path", str(c[0]), None, self._span(meta))
+
+    def source_query(self, meta: Any, c: list[Token]) -> n.RouteSource:
+        return n.RouteSource("query", str(c[0]), None, self._span(meta))
+
+    def source_header(self, meta: Any, c: list[Token]) -> n.RouteSource:
+        default = unquote(c[1]) if len(c) > 1 else None
+        return n.RouteSource("header", unquote(c[0]).lower(), default, self._span(meta))
+
+    def source_peer(self, meta: Any, c: list[Token]) -> n.RouteSource:
+        return n.RouteSource("source", str(c[0]), None, self._span(meta))
+
+    def source_now(self, meta: Any, c: list[Any]) -> n.RouteSource:
+        return n.RouteSource("now", "now", None, self._span(meta))
+
     # ---- rules ---------------------------------------------------------------
     def rule(self, meta: Any, children: list[Any]) -> n.Rule:
         parts: dict[str, list[Any]] = {

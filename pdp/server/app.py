@@ -23,6 +23,8 @@ from pdp.cache import DecisionCache
 from pdp.decision import Decision
 from pdp.server.config import Settings
 from pdp.server.convert import Limits
+from pdp.server.envoy import add_envoy_servicer
+from pdp.server.http_endpoint import start_http_endpoint
 from pdp.server.metrics import Metrics
 from pdp.server.policy_store import PolicyStore, Snapshot
 from pdp.server.recorder import build_recorder
@@ -113,6 +115,7 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
     )
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    add_envoy_servicer(server, service, recorder, settings)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -125,6 +128,7 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
 
     await asyncio.to_thread(store.reload, force=True)
     store.start_watching(settings.reload_interval)
+    http_endpoint = await start_http_endpoint(settings, service, recorder, loop)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -137,6 +141,7 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
     print(f"pdp: worker {worker} stopping", file=sys.stderr, flush=True)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.grace_seconds)
+    http_endpoint.close()
     store.stop_watching()
     await asyncio.to_thread(recorder.close)
     print(f"pdp: worker {worker} stopped", file=sys.stderr, flush=True)

@@ -50,6 +50,13 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     # Graceful stop: how long in-flight calls may take to finish.
     grace_seconds: float = 10.0
+    # Gateways. Envoy ext_authz (envoy.service.auth.v3.Authorization) is on the gRPC port.
+    envoy_dry_run: bool = False  # allow everything, but decide and log the real answer
+    envoy_remove_headers: tuple[str, ...] = ("authorization",)
+    # HTTP endpoint for nginx auth_request, Traefik forwardAuth, Envoy http_service, AuthZEN (0 = off).
+    http_port: int = 0
+    http_host: str = "127.0.0.1"
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     # JWT: verification is on when keys are given.
     jwt_keys: tuple[str, ...] = ()
     jwt_algorithms: tuple[str, ...] = ("RS256",)
@@ -95,7 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if f.name == "policy_dir":
             continue
         flag = "--" + f.name.replace("_", "-")
-        if f.name == "jwt_keys":
+        if f.name in ("envoy_remove_headers", "trusted_proxies"):
+            parser.add_argument(flag, help="comma-separated")
+        elif isinstance(f.default, bool):
+            parser.add_argument(flag, nargs="?", const="true", help=f"default: {f.default}")
+        elif f.name == "jwt_keys":
             parser.add_argument(flag, action="append", help="a PEM or JWKS file (repeatable)")
         elif f.name == "jwt_claims":
             parser.add_argument(flag, action="append", metavar="CLAIM=ATTRIBUTE", help="map a claim (repeatable)")
@@ -107,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _coerce(name: str, value: Any) -> Any:
     default = _FIELDS[name].default
-    if name in ("jwt_keys", "jwt_algorithms"):
+    if name in ("jwt_keys", "jwt_algorithms", "envoy_remove_headers", "trusted_proxies"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         return tuple(str(v) for v in value)

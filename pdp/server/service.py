@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from pdp.cache import DecisionCache
 from pdp.decision import Decision, DecisionError
+from pdp.gateway.mapping import HttpRequest, MappingError, map_request
 from pdp.server.metrics import Metrics
 from pdp.server.policy_store import PolicyStore, Snapshot
 
@@ -75,13 +76,15 @@ class DecisionService:
         if self.metrics is not None:
             self.metrics.set_revision(snapshot.revision)
 
-    def decide(self, request: dict[str, Any], *, token: str = "", cache_key: Hashable | None = None) -> Outcome:
+    def decide(
+        self, request: dict[str, Any], *, token: str = "", cache_key: Hashable | None = None, force_token: bool = False
+    ) -> Outcome:
         started = time.perf_counter()
         snapshot = self.store.current
         if snapshot is None:
             return self._finish(started, Decision(False, errors=(DecisionError(_NO_POLICY),)), request, False, False, 0)
         expires_at = None
-        if token or self.token_required:
+        if token or self.token_required or force_token:
             verified = self._verify(token, request, snapshot)
             if isinstance(verified, Decision):
                 return self._finish(started, verified, request, False, True, 0)
@@ -98,6 +101,23 @@ class DecisionService:
         if key is not None and not decision.time_dependent:
             self.cache.put(key, decision)
         return self._finish(started, decision, request, False, False, self._ttl_ms(decision, expires_at))
+
+    def decide_http(self, http: HttpRequest) -> Outcome:
+        """A gateway's HTTP request: route -> engine request; the bearer token is the principal.
+
+        An unknown route or a path that cannot be normalized safely is a deny (never an allow).
+        """
+        started = time.perf_counter()
+        snapshot = self.store.current
+        if snapshot is None:
+            return self._finish(started, Decision(False, errors=(DecisionError(_NO_POLICY),)), {}, False, False, 0)
+        try:
+            mapped = map_request(snapshot.engine.policy.checked.routes, http, time.time())
+        except MappingError as exc:
+            denial = Decision(False, errors=(DecisionError(exc.message, field=exc.field),), revision=snapshot.revision)
+            shown = {"http": {"method": http.method, "target": http.target}}
+            return self._finish(started, denial, shown, False, False, 0)
+        return self.decide(mapped.request, token=mapped.token, force_token=True)
 
     def _verify(
         self, token: str, request: dict[str, Any], snapshot: Snapshot
