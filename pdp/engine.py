@@ -7,6 +7,7 @@ Deny by default; any matching forbid denies; a rule that fails while evaluating 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from pdp.loader import PolicySources, compile_sources, read_directory
 from policy_lang.compiler import Bucket, CompiledPolicy
 from policy_lang.convert import ConversionError, Converter, _cached_datetime, record_converter
 from policy_lang.runtime import Scope
+from policy_lang.schema import Record
 from policy_lang.validators import generate
 
 _REQUEST_KEYS = frozenset({"principal", "action", "resource", "context", "now"})
@@ -26,7 +28,6 @@ _ENTITY_KEYS = frozenset({"type", "id", "attributes", "parents"})
 _EMPTY: dict[str, Any] = {}
 _MEMO_LIMIT = 4096
 _CONTEXT = "\0context"
-_FULL = "\0full:"
 
 
 class _BadRequest(Exception):
@@ -37,14 +38,43 @@ class _BadRequest(Exception):
 
 
 class _EntitySpec:
-    __slots__ = ("fast", "fast_full", "slow", "required", "name")
+    """How one entity type's attributes are checked. The converters are made on first use: a
+    schema of a thousand types need not build a thousand validators before deciding anything."""
 
-    def __init__(self, name: str, fast: Converter, fast_full: Converter, slow: Converter, required: tuple[str, ...]):
+    __slots__ = ("fast", "fast_full", "slow", "required", "name", "_record", "_lock")
+
+    def __init__(self, name: str, record: Record):
         self.name = name
-        self.fast = fast  # generated; raises without detail
-        self.fast_full = fast_full  # the same, also requiring every required attribute
-        self.slow = slow  # generic; names the field at fault
-        self.required = required
+        self._record = record
+        self._lock = threading.Lock()
+        self.required = tuple(f.name for f in record.fields if not f.optional)
+        self.fast: Converter = self._build_then("fast")  # generated; raises without detail
+        self.fast_full: Converter = self._build_then("fast_full")  # also requires the required attributes
+        self.slow: Converter = self._build_then("slow")  # generic; names the field at fault
+
+    def _build_then(self, which: str) -> Converter:
+        def first_call(value: Any) -> Any:
+            with self._lock:
+                if not isinstance(self.slow, _Built):
+                    fast = generate({"partial": (self._record, False), "full": (self._record, True)})
+                    self.fast, self.fast_full = fast["partial"], fast["full"]
+                    self.slow = _Built(record_converter(self._record, partial=True))
+            converter: Converter = getattr(self, which)
+            return converter(value)
+
+        return first_call
+
+
+class _Built:
+    """Marks the slow converter as made (and is it)."""
+
+    __slots__ = ("convert",)
+
+    def __init__(self, convert: Converter):
+        self.convert = convert
+
+    def __call__(self, value: Any) -> Any:
+        return self.convert(value)
 
 
 class Engine:
@@ -55,24 +85,8 @@ class Engine:
         self.store = store or EntityStore()
         schema = policy.checked.schema
         self.schema = schema
-        fast = generate(
-            {
-                **{name: (t.record, False) for name, t in schema.entities.items()},
-                **{_FULL + name: (t.record, True) for name, t in schema.entities.items()},
-                _CONTEXT: (schema.context, True),
-            }
-        )
-        self._entities = {
-            name: _EntitySpec(
-                name,
-                fast[name],
-                fast[_FULL + name],
-                record_converter(t.record, partial=True),
-                tuple(f.name for f in t.record.fields if not f.optional),
-            )
-            for name, t in schema.entities.items()
-        }
-        self._context_fast = fast[_CONTEXT]
+        self._entities = {name: _EntitySpec(name, t.record) for name, t in schema.entities.items()}
+        self._context_fast = generate({_CONTEXT: (schema.context, True)})[_CONTEXT]
         self._context = record_converter(schema.context)
         self._buckets = policy.buckets
         self._revision = policy.revision

@@ -14,6 +14,7 @@ from typing import Any
 from policy_lang import nodes as n
 from policy_lang.convert import ConversionError, converter
 from policy_lang.errors import Diagnostic, PolicyCheckError
+from policy_lang.routes import RouteTable, check_routes
 from policy_lang.schema import (
     BOOL,
     DATETIME,
@@ -31,7 +32,6 @@ from policy_lang.schema import (
     SetOf,
     Type,
 )
-from policy_lang.routes import RouteTable, check_routes
 from policy_lang.spans import Source
 from policy_lang.typer import Env, Names, Typer, did_you_mean, facts_when, path_of
 from policy_lang.values import Window, check_zone, parse_days, parse_hours
@@ -110,6 +110,7 @@ class _Checker:
         ancestors = self.declare_roles()
         bindings = self.check_bindings()
         grants = self.check_grants(bindings)
+        self.principal_types = self.schema.principal_types  # once: it scans every entity type
         rules = self.check_rules()
         routes = check_routes(self.items(n.RouteDecl), self.items(n.HttpDecl), self.schema, self.diagnostics)
         return CheckedPolicySet(
@@ -532,7 +533,7 @@ class _Checker:
                     "unknown_type", f"unknown entity type `{p.name}`", p, did_you_mean(p.name, self.schema.entities)
                 )
                 ok = False
-            elif p.name not in self.schema.principal_types:
+            elif p.name not in self.principal_types:
                 # Forbids without a principal clause cover the principal types only; a rule
                 # for another type would let its requests slip past them.
                 self.error(
@@ -563,7 +564,7 @@ class _Checker:
         wanted = {a.name for a in rule.actions}
         actions = {rt: (self.schema.actions[rt] & wanted if wanted else self.schema.actions[rt]) for rt in rtypes}
         actions = {rt: acts for rt, acts in actions.items() if acts}
-        ptypes = tuple(p.name for p in rule.principals) or self.schema.principal_types
+        ptypes = tuple(p.name for p in rule.principals) or self.principal_types
         types: dict[tuple[str, str], dict[int, Type]] = {}
         for ptype in ptypes:
             for rtype in actions:

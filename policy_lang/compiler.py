@@ -3,10 +3,15 @@
 The tree's first level is a hash index on (principal type, resource type, action);
 each leaf is one generated function that evaluates only the rules that can apply
 there, forbids first. Role hierarchies and constant sets are closed here, once.
+
+A leaf's code is generated when the leaf is first used (or when `warm()` asks for all of
+them, as the server does before it swaps a new policy in): a policy of thousands of
+rules over many types then loads without generating code nobody calls.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +19,7 @@ from typing import Any
 from policy_lang import nodes as n
 from policy_lang.checker import CheckedPolicySet, CheckedRule
 from policy_lang.codegen import Constants, ExprCompiler
+from policy_lang.printer import walk
 from policy_lang.runtime import role_closer
 from policy_lang.sandbox import run
 from policy_lang.schema import EnumType, MapOf, Record, SetOf, Type
@@ -34,17 +40,56 @@ class CompiledRule:
     checked: CheckedRule = field(compare=False, repr=False)
 
 
-@dataclass(slots=True)
 class Bucket:
-    key: BucketKey
-    rules: tuple[CompiledRule, ...]  # forbids first; indices match the generated code
-    decide: Callable[..., Any]
-    outputs: dict[int, Callable[..., Any]]  # rule index -> header and advice values
-    grants: frozenset[str]  # roles whose grants cover this resource type and action
-    uses_now: bool
-    uses_roles: bool
-    header_mask: int = 0  # bits of the rules that set headers
-    advice_mask: int = 0  # bits of the rules that give advice
+    """One leaf of the tree: the rules that can decide (principal type, resource type, action)."""
+
+    __slots__ = (
+        "key", "rules", "decide", "_outputs", "grants", "uses_now", "uses_roles", "header_mask", "advice_mask",
+        "source", "_build", "_lock",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        key: BucketKey,
+        rules: tuple[CompiledRule, ...],
+        grants: frozenset[str],
+        uses_now: bool,
+        uses_roles: bool,
+        build: Callable[[Bucket], tuple[Callable[..., Any], dict[int, Callable[..., Any]], str]],
+    ):
+        self.key = key
+        self.rules = rules  # forbids first; indices match the generated code
+        self.grants = grants  # roles whose grants cover this resource type and action
+        self.uses_now = uses_now
+        self.uses_roles = uses_roles
+        self.header_mask = sum(1 << i for i, r in enumerate(rules) if r.header_names)
+        self.advice_mask = sum(1 << i for i, r in enumerate(rules) if r.advice_names)
+        self.source = ""
+        self._build = build
+        self._lock = threading.Lock()
+        self._outputs: dict[int, Callable[..., Any]] | None = None
+        # Until first used, `decide` builds the real function and puts it in its own place.
+        self.decide: Callable[..., Any] = self._first_decide
+
+    def _first_decide(self, P: Any, R: Any, C: Any, X: Any) -> Any:
+        self.materialize()
+        return self.decide(P, R, C, X)
+
+    def materialize(self) -> None:
+        with self._lock:
+            if self._outputs is None:
+                decide, outputs, source = self._build(self)
+                self.source = source
+                self._outputs = outputs
+                self.decide = decide
+
+    @property
+    def outputs(self) -> dict[int, Callable[..., Any]]:
+        """Rule index -> function giving that rule's header and advice values."""
+        if self._outputs is None:
+            self.materialize()
+        assert self._outputs is not None
+        return self._outputs
 
 
 @dataclass(slots=True)
@@ -53,7 +98,18 @@ class CompiledPolicy:
     checked: CheckedPolicySet
     buckets: dict[BucketKey, Bucket]
     role_functions: dict[tuple[str, str], Callable[..., Any]]
-    source: str = ""
+    role_source: str = ""
+
+    def warm(self) -> None:
+        """Generate every leaf's code now, e.g. before a server starts serving this policy."""
+        for bucket in self.buckets.values():
+            bucket.materialize()
+
+    @property
+    def source(self) -> str:
+        """All the generated code (generating what is still missing)."""
+        self.warm()
+        return self.role_source + "".join(b.source for b in self.buckets.values())
 
     def plan(self, resource_type: str, action: str) -> str:
         from policy_lang.plan import render_plan
@@ -94,6 +150,8 @@ class _Compiler:
         self.k = Constants()
         self.lines: list[str] = []
         self.close_roles = self.k.ref(role_closer(checked.role_ancestors))
+        self._codegen_lock = threading.Lock()
+        self._facts: dict[int, tuple[CompiledRule, bool, bool]] = {}
 
     def constant_value(self, name: str) -> Any:
         c = self.checked
@@ -108,26 +166,44 @@ class _Compiler:
 
     def build(self, revision: str) -> CompiledPolicy:
         role_fn_names = self.emit_role_functions()
-        plans: list[tuple[BucketKey, tuple[CompiledRule, ...], dict[int, str], bool, bool, frozenset[str]]] = []
-        for key, rules in sorted(self.index().items()):
-            plans.append(self.emit_bucket(len(plans), key, rules, role_fn_names))
-        source = "\n".join(self.lines) + "\n"
-        namespace = run(source, self.k.values, {})
+        role_source = "\n".join(self.lines) + "\n"
+        namespace = run(role_source, self.k.values, {})
+        role_functions = {env: namespace[name] for env, name in role_fn_names.items()}
+        role_globals = {name: namespace[name] for name in role_fn_names.values()}
         buckets = {}
-        for number, (key, compiled_rules, outputs, uses_now, uses_roles, grants) in enumerate(plans):
-            buckets[key] = Bucket(
-                key,
-                compiled_rules,
-                namespace[f"b{number}"],
-                {i: namespace[name] for i, name in outputs.items()},
-                grants,
-                uses_now,
-                uses_roles,
-                sum(1 << i for i, r in enumerate(compiled_rules) if r.header_names),
-                sum(1 << i for i, r in enumerate(compiled_rules) if r.advice_names),
-            )
-        role_functions = {k: namespace[name] for k, name in role_fn_names.items()}
-        return CompiledPolicy(revision, self.checked, buckets, role_functions, source)
+        for number, (key, rules) in enumerate(sorted(self.index().items())):
+            buckets[key] = self.plan_bucket(number, key, rules, role_fn_names, role_globals)
+        return CompiledPolicy(revision, self.checked, buckets, role_functions, role_source)
+
+    def plan_bucket(
+        self,
+        number: int,
+        key: BucketKey,
+        rules: list[CheckedRule],
+        role_fns: dict[tuple[str, str], str],
+        role_globals: dict[str, Any],
+    ) -> Bucket:
+        """What is known without generating code; the code comes on first use (`build`)."""
+        ptype, rtype, action = key
+        grants = self.checked.grants.get((rtype, action), frozenset())
+        uses_now = uses_roles = False
+        compiled = []
+        for rule in rules:
+            facts = self.rule_facts(rule)
+            uses_now |= facts[1]
+            uses_roles |= facts[2]
+            compiled.append(facts[0])
+        uses_roles |= bool(grants) and (ptype, rtype) in role_fns
+
+        def build(bucket: Bucket) -> tuple[Callable[..., Any], dict[int, Callable[..., Any]], str]:
+            with self._codegen_lock:  # emit_bucket writes to self.k and self.lines
+                self.k, self.lines = Constants(), []
+                _, _, outputs, _, _, _ = self.emit_bucket(number, key, rules, role_fns)
+                source, constants = "\n".join(self.lines) + "\n", self.k.values
+            namespace = run(source, constants, role_globals)
+            return namespace[f"b{number}"], {i: namespace[name] for i, name in outputs.items()}, source
+
+        return Bucket(key, tuple(compiled), grants, uses_now, uses_roles, build)
 
     def index(self) -> dict[BucketKey, list[CheckedRule]]:
         """Every (principal type, resource type, action) that some rule or grant can decide."""
@@ -262,6 +338,29 @@ class _Compiler:
         code = ec.expr(e)
         render = enum_renderer(ec.type_of(e))
         return code if render is None else f"{self.k.ref(render)}({code})"
+
+    def rule_facts(self, rule: CheckedRule) -> tuple[CompiledRule, bool, bool]:
+        """A rule's compiled form, whether it reads the clock, whether it needs roles (kept per rule:
+        a rule without an action or resource clause sits in many leaves)."""
+        found = self._facts.get(id(rule))
+        if found is None:
+            r = rule.rule
+            exprs = [c.expr for c in r.conditions]
+            exprs += [h.value for h in r.obligations if isinstance(h, n.SetHeader)] + [a.value for a in r.advice]
+            nodes = [node for e in exprs for node in walk(e)]
+            compiled = CompiledRule(
+                r.qualified_id,
+                r.effect,
+                r.span,
+                self.masks(r),
+                tuple(h.name for h in r.obligations if isinstance(h, n.SetHeader)),
+                tuple(a.name for a in r.advice),
+                rule,
+            )
+            uses_now = any(isinstance(node, n.Var) and node.name == "now" for node in nodes)
+            uses_roles = bool(r.roles) or any(isinstance(node, n.RoleRef) for node in nodes)
+            found = self._facts[id(rule)] = (compiled, uses_now, uses_roles)
+        return found
 
     @staticmethod
     def masks(rule: n.Rule) -> tuple[str, ...]:

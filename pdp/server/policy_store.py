@@ -79,6 +79,7 @@ class PolicyStore:
                     self.last_error = ""
                     return False
                 engine = Engine.from_sources(sources)
+                engine.policy.warm()  # generate all code here, off the request path
             except (PolicyError, OSError, ValueError) as exc:
                 self.reload_errors += 1
                 self.last_error = exc.render() if isinstance(exc, PolicyError) else str(exc)
