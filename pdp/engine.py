@@ -173,7 +173,7 @@ class Engine:
                 raise _BadRequest("now", str(exc)) from None
         else:
             raise _BadRequest("now", "`now` must be an RFC 3339 string or epoch seconds")
-        scope = Scope(when, pid, rid, f"{ptype}::{pid}", f"{rtype}::{rid}", extra_parents, self.store.ancestors)
+        scope = Scope(when, pid, rid, ptype, rtype, extra_parents, self.store.ancestors)
         return self._buckets.get((ptype, rtype, action)), P, R, C, scope
 
     def _given_parents(
@@ -239,20 +239,24 @@ class Engine:
         F, M, E, G = bucket.decide(P, R, C, X)  # F, M: bit masks of matching forbids, permits
         rules = bucket.rules
         if F or E:
+            advice: tuple[Mapping[str, Any], ...] = ()
+            with_advice = F & bucket.advice_mask
+            if with_advice:
+                advice = tuple(a for i in _indices(with_advice) for a in self._advice(bucket, i, P, R, C, X))
+            deny_key: Any = None
             if not E:
-                deny_key = (bucket.key, F, -1)
-                memo = self._memo.get(deny_key)
+                deny_key = (bucket.key, F, -1, advice and tuple(tuple(a.items()) for a in advice))
+                try:
+                    memo = self._memo.get(deny_key)
+                except TypeError:  # advice holding a list: not worth a key of its own
+                    memo = deny_key = None
                 if memo is not None:
                     return memo
             errors = tuple(DecisionError(_describe(exc), rules[i].id) for i, exc in E)
-            advice: list[Mapping[str, Any]] = []
-            for i in _indices(F & bucket.advice_mask):
-                advice.extend(self._advice(bucket, i, P, R, C, X))
             decision = Decision(
-                False, tuple(rules[i].id for i in _indices(F)), (), tuple(advice), errors, self._revision,
-                bucket.uses_now,
-            )  # fmt: skip
-            if not E and not advice:
+                False, tuple(rules[i].id for i in _indices(F)), (), advice, errors, self._revision, bucket.uses_now
+            )
+            if deny_key is not None:
                 self._remember(deny_key, decision)
             return decision
         if not M and not G:

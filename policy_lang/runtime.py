@@ -22,16 +22,16 @@ class Scope:
         now: float,
         pid: str,
         rid: str,
-        pref: str,
-        rref: str,
+        ptype: str,
+        rtype: str,
         extra_parents: Mapping[str, tuple[str, ...]] | None,
         graph: Mapping[str, frozenset[str]],
     ):
         self.now = now
         self.pid = pid
         self.rid = rid
-        self._pref = pref
-        self._rref = rref
+        self._pref = ptype  # the types; refs are built only if a hierarchy is asked about
+        self._rref = rtype
         self._extra = extra_parents
         self._graph = graph
         self._panc: frozenset[str] | None = None
@@ -49,12 +49,12 @@ class Scope:
 
     def panc(self) -> frozenset[str]:
         if self._panc is None:
-            self._panc = self._close(self._pref)
+            self._panc = self._close(f"{self._pref}::{self.pid}")
         return self._panc
 
     def ranc(self) -> frozenset[str]:
         if self._ranc is None:
-            self._ranc = self._close(self._rref)
+            self._ranc = self._close(f"{self._rref}::{self.rid}")
         return self._ranc
 
     def ancestors(self, ref: str) -> frozenset[str]:
