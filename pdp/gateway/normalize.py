@@ -8,6 +8,7 @@ bytes, `.` and `..` segments, doubled slashes. Each is turned into a list of dec
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 MAX_PATH = 8192
@@ -25,20 +26,29 @@ def split_target(target: str) -> tuple[str, str]:
     return path, query
 
 
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+
+
 def normalize_path(path: str) -> list[str]:
     if len(path) > MAX_PATH:
         raise PathError("path too long")
     if not path.startswith("/"):
         raise PathError("path must start with /")
-    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in path):
+    if _UNSAFE.search(path):
         raise PathError("path contains spaces or control characters")
     if "\\" in path:
         raise PathError("path contains a backslash")
-    segments: list[str] = []
+    if "%" not in path and "/." not in path and "//" not in path and not path.endswith("/"):
+        # Nothing to decode or resolve: the common case, split as it is.
+        segments = path[1:].split("/")
+        if len(segments) > MAX_SEGMENTS:
+            raise PathError("path has too many segments")
+        return segments
+    segments = []
     for raw in path.split("/")[1:]:
         try:
             decoded = unquote_to_bytes(raw).decode("utf-8", errors="strict")
-        except UnicodeDecodeError:
+        except UnicodeError:  # bytes that are not UTF-8, or text with lone surrogates (never from the wire)
             raise PathError("path is not valid UTF-8 once decoded") from None
         if "%" in raw and not _valid_escapes(raw):
             raise PathError("path has a malformed percent escape")
@@ -68,8 +78,13 @@ def _valid_escapes(raw: str) -> bool:
 
 
 def parse_query(query: str) -> dict[str, str]:
-    """The first value of each key (what most frameworks read); later repeats are ignored."""
+    """The first value of each key (what most frameworks read); later repeats are ignored.
+
+    Raises ValueError for more than 256 fields and for text that is not UTF-8 once decoded
+    (replacing it would map different requests to one value).
+    """
     out: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True, max_num_fields=256):
+    query.encode("utf-8")  # lone surrogates: UnicodeEncodeError, a ValueError
+    for key, value in parse_qsl(query, keep_blank_values=True, max_num_fields=256, errors="strict"):
         out.setdefault(key, value)
     return out

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from pdp.cache import DecisionCache
 from pdp.decision import Decision, DecisionError
-from pdp.gateway.mapping import HttpRequest, MappingError, map_request
+from pdp.gateway.mapping import HttpRequest, MappingError, bearer, map_request
 from pdp.server.metrics import Metrics
 from pdp.server.policy_store import PolicyStore, Snapshot
 
@@ -37,6 +37,10 @@ class Outcome:
 
 
 _NO_POLICY = "no policy is loaded; every request is denied until one compiles"
+
+
+def _shown(http: HttpRequest) -> dict[str, str]:
+    return {"method": http.method, "target": http.target}
 
 
 class DecisionIds:
@@ -68,6 +72,8 @@ class DecisionService:
         self._verifier: TokenVerifierLike | None = None
         self._verifier_revision = ""
         self.token_required = token_required
+        self._headers_for: Any = None
+        self._header_names: tuple[str, ...] = ()
 
     def on_swap(self, snapshot: Snapshot) -> None:
         """A new policy revision: old cached answers go, and claims map onto the new schema."""
@@ -77,7 +83,13 @@ class DecisionService:
             self.metrics.set_revision(snapshot.revision)
 
     def decide(
-        self, request: dict[str, Any], *, token: str = "", cache_key: Hashable | None = None, force_token: bool = False
+        self,
+        request: dict[str, Any],
+        *,
+        token: str = "",
+        cache_key: Hashable | None = None,
+        force_token: bool = False,
+        looked_up: bool = False,  # the caller already missed the cache with this key
     ) -> Outcome:
         started = time.perf_counter()
         snapshot = self.store.current
@@ -92,7 +104,7 @@ class DecisionService:
         key = None
         if cache_key is not None and self.cache.enabled:
             key = (snapshot.revision, cache_key)
-            hit = self.cache.get(key)
+            hit = None if looked_up else self.cache.get(key)
             if self.metrics is not None:
                 (self.metrics.cache_hits if hit is not None else self.metrics.cache_misses).inc()
             if hit is not None:
@@ -106,18 +118,60 @@ class DecisionService:
         """A gateway's HTTP request: route -> engine request; the bearer token is the principal.
 
         An unknown route or a path that cannot be normalized safely is a deny (never an allow).
+        Equal requests (method, target, peer, and every header a route reads, the token included)
+        share a cached answer, looked up before any mapping once the token has been checked.
         """
         started = time.perf_counter()
         snapshot = self.store.current
         if snapshot is None:
             return self._finish(started, Decision(False, errors=(DecisionError(_NO_POLICY),)), {}, False, False, 0)
+        table = snapshot.engine.policy.checked.routes
+        key: Hashable | None = None
+        if self.cache.enabled:
+            headers = self._route_headers(table)
+            key = (
+                "http", http.method, http.target, http.source_ip, http.source_principal,
+                tuple(http.headers.get(name) for name in headers),
+            )  # fmt: skip
+            token = bearer(http.headers)
+            verified = self._verify(token, {}, snapshot)
+            if isinstance(verified, Decision):
+                return self._finish(started, verified, {}, False, True, 0)
+            hit = self.cache.get((snapshot.revision, key))
+            if hit is not None:
+                if self.metrics is not None:
+                    self.metrics.cache_hits.inc()
+                return self._finish(started, hit, {"http": _shown(http)}, True, False, self._ttl_ms(hit, verified[1]))
         try:
-            mapped = map_request(snapshot.engine.policy.checked.routes, http, time.time())
+            mapped = map_request(table, http, time.time())
         except MappingError as exc:
             denial = Decision(False, errors=(DecisionError(exc.message, field=exc.field),), revision=snapshot.revision)
-            shown = {"http": {"method": http.method, "target": http.target}}
-            return self._finish(started, denial, shown, False, False, 0)
-        return self.decide(mapped.request, token=mapped.token, force_token=True)
+            return self._finish(started, denial, {"http": _shown(http)}, False, False, 0)
+        return self.decide(mapped.request, token=mapped.token, cache_key=key, force_token=True, looked_up=True)
+
+    def _route_headers(self, table: Any) -> tuple[str, ...]:
+        """Every header some route or the `http` block reads, plus authorization (per table)."""
+        if self._headers_for is not table:
+            names = {"authorization"}
+            for assign in table.http:
+                if assign.kind == "header":
+                    names.add(assign.name)
+            stack = [table.root]
+            routes = [table.default] if table.default is not None else []
+            while stack:
+                node = stack.pop()
+                routes.extend(node.routes)
+                stack.extend(node.literal.values())
+                children = getattr(node, "params", None)
+                if isinstance(children, dict):
+                    stack.extend(children.values())
+                elif getattr(node, "param", None) is not None:
+                    stack.append(node.param)
+            for route in routes:
+                names.update(a.name for a in route.assigns if a.kind == "header")
+            self._header_names = tuple(sorted(names))
+            self._headers_for = table
+        return self._header_names
 
     def _verify(
         self, token: str, request: dict[str, Any], snapshot: Snapshot
