@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pdp.cache import DecisionCache
 from pdp.decision import Decision
+from pdp.server import envoy
 from pdp.server.config import Settings
 from pdp.server.convert import Limits
 from pdp.server.envoy import add_envoy_servicer
@@ -116,7 +117,9 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     add_envoy_servicer(server, service, recorder, settings)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, envoy.SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     address = f"{settings.host}:{settings.port}"
