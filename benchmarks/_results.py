@@ -52,3 +52,12 @@ def interleaved_ratio(a: Any, b: Any, rounds: int = 61, slice_s: float = 0.003) 
         ratios.append(ta / tb)
     q1, q2, q3 = statistics.quantiles(ratios, n=4)
     return q1, q2, q3
+
+
+def percentiles(benchmark: Any) -> tuple[float, float] | None:
+    """(p50, p99) of a finished benchmark's rounds, or None when benchmarks are disabled."""
+    stats = getattr(benchmark, "stats", None)
+    if stats is None:
+        return None
+    data = sorted(stats.stats.data)
+    return data[len(data) // 2], data[min(len(data) - 1, int(len(data) * 0.99))]

@@ -29,16 +29,8 @@ ROUNDS = 2000
 LATENCY: dict[str, tuple[float, float]] = {}  # name -> (p50, p99) seconds
 
 
-def _percentiles(benchmark: Any) -> tuple[float, float] | None:
-    stats = getattr(benchmark, "stats", None)
-    if stats is None:
-        return None
-    data = sorted(stats.stats.data)
-    return data[len(data) // 2], data[min(len(data) - 1, int(len(data) * 0.99))]
-
-
 def _record(name: str, benchmark: Any) -> None:
-    found = _percentiles(benchmark)
+    found = _results.percentiles(benchmark)
     if found:
         LATENCY[name] = found
         _results.MEDIANS[f"server_{name}"] = found[0]

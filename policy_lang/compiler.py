@@ -287,17 +287,7 @@ class _Compiler:
             out_name = self.emit_outputs(number, i, r, ec)
             if out_name:
                 outputs[i] = out_name
-            compiled.append(
-                CompiledRule(
-                    r.qualified_id,
-                    r.effect,
-                    r.span,
-                    self.masks(r),
-                    tuple(h.name for h in r.obligations if isinstance(h, n.SetHeader)),
-                    tuple(a.name for a in r.advice),
-                    rule,
-                )
-            )
+            compiled.append(self.rule_facts(rule)[0])
         if not permits_started:
             body += ["    if F or E:", "        return F, 0, E, None", "    M = 0"]
         grant_code = "None"
