@@ -7,8 +7,11 @@ before it is returned, so formatting never changes what a policy says.
 Style:
 
 - Two spaces per indentation level. One declaration, attribute, grant, window field, rule
-  clause, obligation and advice item per line; a block's `{` ends its line and its `}` stands
-  alone. Empty blocks print as `{}` (`role x;` for a role without grants).
+  clause, obligation, advice item and route assignment per line; a block's `{` ends its line
+  and its `}` stands alone. Empty blocks print as `{}` (`role x;` for a role without grants,
+  `route ... => action Type;` for a route without assignments).
+- A route: `route`, its methods (`GET, HEAD`, or `*`) and its quoted pattern, or `default`;
+  then `=> action Type` on the same line, however long; the `http` block like any other.
 - A rule: its annotations, `permit|forbid id`, then its clauses indented by two in a fixed
   order: principal, action, resource, role, the conditions in their order, obligations,
   advice; `;` ends the last line. Repeated clauses of one kind are merged
@@ -231,8 +234,32 @@ class _Formatter:
             self.add(0, printer.enum_decl(d), span.start, span.end, blanks="all")
         elif isinstance(d, n.ActionsDecl):
             self.add(0, printer.actions_decl(d), span.start, span.end, blanks="all")
+        elif isinstance(d, n.RouteDecl):
+            self.route(d)
+        elif isinstance(d, n.HttpDecl):
+            first = self.open_block("http", span.start)
+            self.route_assigns(d.assigns)
+            last = self.close_block(0, "}", span.end - 1, span.end)
+            if not d.assigns:
+                self.folds.append(_Fold(first, last, "http {}", False))
         else:
             self.add(0, printer.binding(d), span.start, span.end, blanks="all")
+
+    def route(self, d: n.RouteDecl) -> None:
+        span, head = d.span, printer.route_head(d)
+        body = self.src.next_code(d.resource_type.span.end)  # its `{` or `;` (the pattern may hold a `{`)
+        if self.src.code[body] == ";":
+            self.add(0, head + ";", span.start, span.end, blanks="all")
+            return
+        first = self.add(0, head + " {", span.start, body + 1, blanks="all", opens=True)
+        self.route_assigns(d.assigns)
+        last = self.close_block(0, "}", span.end - 1, span.end)
+        if not d.assigns:
+            self.folds.append(_Fold(first, last, head + ";", False))
+
+    def route_assigns(self, assigns: tuple[n.RouteAssign, ...]) -> None:
+        for a in assigns:
+            self.add(STEP, printer.route_assign(a), a.span.start, a.span.end, blanks="all")
 
     def open_block(self, head: str, start: int) -> _Line:
         brace = self.src.code.find("{", start)

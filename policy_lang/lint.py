@@ -29,6 +29,9 @@ by place. Every finding has a stable code:
   (`roles of T from ...;`), so no principal ever has a role.
 - `unused_constant`: a `const`, `list` or `window` that no rule, binding, obligation, advice or
   other constant refers to.
+- `route_without_id`: an HTTP route (the default route included) that never sets `resource.id`,
+  so every request it matches is decided for one entity whose id is `""`. Set it from the path
+  (`resource.id = path.id;`), or name the one entity meant (`resource.id = "console";`).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ CODES: dict[str, str] = {
     "empty_role": "a role that grants nothing and that no rule requires",
     "unused_role": "a role no principal can hold, as no role binding is declared",
     "unused_constant": "a constant, list or window nothing refers to",
+    "route_without_id": "an HTTP route that never sets `resource.id`",
 }
 
 
@@ -66,6 +70,7 @@ def lint(checked: CheckedPolicySet) -> list[Diagnostic]:
     found += _identical_rules(checked)
     found += _roles(checked)
     found += _unused_constants(checked)
+    found += _routes(checked)
     return sorted(set(found), key=lambda d: (d.span.file, d.span.line, d.span.col, d.code, d.message))
 
 
@@ -521,3 +526,27 @@ def _kind(checked: CheckedPolicySet, d: n.ConstDecl | n.WindowDecl) -> str:
     if source is not None and source.text.startswith("list", d.span.start):
         return "list"
     return "constant"
+
+
+# ---- HTTP routes -------------------------------------------------------------------------------
+
+
+def _routes(checked: CheckedPolicySet) -> Iterator[Diagnostic]:
+    for f in checked.files:
+        for item in f.items:
+            if not isinstance(item, n.RouteDecl):
+                continue
+            if any(a.root == "resource" and a.target.name == "id" for a in item.assigns):
+                continue
+            what = (
+                "the default route"
+                if item.is_default
+                else f"route `{printer.names(item.methods) or '*'} {item.pattern}`"
+            )
+            yield Diagnostic(
+                "route_without_id",
+                f"{what} never sets `resource.id`: every request it matches is decided for the same "
+                f'{item.resource_type.name}, with id ""',
+                item.span,
+                'set it from the path (`resource.id = path.id;`) or name the entity (`resource.id = "name";`)',
+            )

@@ -344,11 +344,47 @@ def declaration(d: n.Declaration) -> str:
         return binding(d)
     if isinstance(d, n.ConstDecl):
         return const_decl(d)
+    if isinstance(d, n.RouteDecl):
+        if not d.assigns:
+            return route_head(d) + ";"
+        return _block(route_head(d), [route_assign(a) for a in d.assigns])
+    if isinstance(d, n.HttpDecl):
+        return _block("http", [route_assign(a) for a in d.assigns])
     return _block(f"window {d.name}", [window_field(f) for f in d.fields])
 
 
 def binding(d: n.BindingDecl) -> str:
     return f"roles of {d.principal_type.name} from {expr(d.expr)};"
+
+
+# ---- HTTP routes --------------------------------------------------------------------------------
+
+
+def route_head(d: n.RouteDecl) -> str:
+    """`route GET, HEAD "/docs/{id}" => read Document`: a route up to its `{` or `;`."""
+    target = f"=> {d.action.name} {d.resource_type.name}"
+    if d.is_default:
+        return f"route default {target}"
+    methods = names(d.methods) if d.methods else "*"
+    return f"route {methods} {quote(d.pattern)} {target}"
+
+
+def route_source(s: n.RouteSource) -> str:
+    """`path.id`, `query.q`, `header("x-a", "no")`, `source.ip`, `now` or a string literal."""
+    if s.kind == "literal":
+        return quote(s.name)
+    if s.kind == "header":
+        default = f", {quote(s.default)}" if s.default is not None else ""
+        return f"header({quote(s.name)}{default})"
+    if s.kind == "now":
+        return "now"
+    if s.kind == "source":
+        return f"source.{s.name}"
+    return f"{s.kind}.{s.name}"  # path, query
+
+
+def route_assign(a: n.RouteAssign) -> str:
+    return f"{a.root}.{a.target.name} = {route_source(a.source)};"
 
 
 def policy_file(f: n.PolicyFile) -> str:

@@ -15,10 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policy_lang import nodes as n
+from policy_lang.convert import converter
 from policy_lang.errors import Diagnostic
 from policy_lang.schema import (
-    BOOL, DATETIME, DURATION, INT, IP, STRING, EntityType, EnumType, Record, Schema, SetOf, Type,
-)  # fmt: skip
+    BOOL,
+    DATETIME,
+    DURATION,
+    INT,
+    IP,
+    STRING,
+    EntityType,
+    EnumType,
+    Record,
+    Schema,
+    SetOf,
+    Type,
+)
 from policy_lang.spans import Span
 from policy_lang.typer import did_you_mean
 
@@ -79,12 +91,15 @@ class Route:
     resource_type: str
     assigns: tuple[Assignment, ...]
     span: Span
+    params: tuple[str, ...] = ()  # the pattern's parameter names, in order
 
 
 @dataclass(slots=True)
 class _Node:
     literal: dict[str, _Node] = field(default_factory=dict)
-    params: dict[str, _Node] = field(default_factory=dict)  # by parameter name: routes may name them differently
+    # One child for every `{parameter}`, whatever each route calls it: routes naming it differently
+    # share it, so a route naming the method wins over a `*` route however their parameters are named.
+    param: _Node | None = None
     routes: list[Route] = field(default_factory=list)
 
 
@@ -103,20 +118,20 @@ class RouteTable:
         if len(segments) > MAX_SEGMENTS:
             return None
         # Depth-first, literal before parameter, iteratively; paths are short.
-        stack: list[tuple[_Node, int, tuple[tuple[str, str], ...]]] = [(self.root, 0, ())]
+        stack: list[tuple[_Node, int, tuple[str, ...]]] = [(self.root, 0, ())]
         while stack:
-            node, depth, params = stack.pop()
+            node, depth, values = stack.pop()
             if depth == len(segments):
                 for route in node.routes:
                     if route.methods is None or method in route.methods:
-                        return route, dict(params)
+                        return route, dict(zip(route.params, values, strict=True))
                 continue
             segment = segments[depth]
-            for name, child in node.params.items():
-                stack.append((child, depth + 1, (*params, (name, segment))))
+            if node.param is not None:
+                stack.append((node.param, depth + 1, (*values, segment)))
             literal = node.literal.get(segment)
             if literal is not None:
-                stack.append((literal, depth + 1, params))
+                stack.append((literal, depth + 1, values))
         return None
 
 
@@ -138,12 +153,12 @@ def check_routes(
 
     context_type = schema.context
     http_assigns = []
-    for decl in http:
-        for a in decl.assigns:
+    for block in http:
+        for a in block.assigns:
             if a.root != "context":
                 error("type_error", "an `http` block sets context attributes only", a)
                 continue
-            checked = _assignment(a, context_type, "the context", set(), error)
+            checked = _assignment(a, context_type, "the context", {}, error)
             if checked is not None:
                 http_assigns.append(checked)
     table.http = tuple(http_assigns)
@@ -164,11 +179,11 @@ def check_routes(
         if decl.methods:
             bad = [m for m in decl.methods if m.name not in METHODS]
             for m in bad:
-                error("invalid_literal", f"`{m.name}` is not an HTTP method", m, did_you_mean(m.name, METHODS))
+                error("invalid_literal", f"`{m.name}` is not an HTTP method", m, did_you_mean(m.name.upper(), METHODS))
             if bad:
                 continue
             methods = frozenset(m.name for m in decl.methods)
-        params: set[str] = set()
+        params: dict[str, None] = {}  # in pattern order
         segments: list[str] = []
         if not decl.is_default:
             if not decl.pattern.startswith("/"):
@@ -176,15 +191,17 @@ def check_routes(
                 continue
             ok = True
             for segment in pattern_segments(decl.pattern):
-                m = _PARAM.fullmatch(segment)
-                if m:
-                    if m.group(1) in params:
-                        error("invalid_literal", f"parameter `{m.group(1)}` appears twice", decl)
+                param = _PARAM.fullmatch(segment)
+                if param:
+                    if param.group(1) in params:
+                        error("invalid_literal", f"parameter `{param.group(1)}` appears twice", decl)
                         ok = False
-                    params.add(m.group(1))
+                    params[param.group(1)] = None
                     segments.append("{}")
                 elif not _LITERAL_SEGMENT.fullmatch(segment) or segment in (".", ".."):
-                    error("invalid_literal", f"route segment `{segment}` is not a plain path segment or `{{name}}`", decl)
+                    error(
+                        "invalid_literal", f"route segment `{segment}` is not a plain path segment or `{{name}}`", decl
+                    )
                     ok = False
                 else:
                     segments.append(segment)
@@ -197,7 +214,7 @@ def check_routes(
             checked = _assignment(a, target_type, where, params, error, entity=a.root == "resource")
             if checked is not None:
                 assigns.append(checked)
-        route = Route(methods, decl.pattern, decl.action.name, rtype.name, tuple(assigns), decl.span)
+        route = Route(methods, decl.pattern, decl.action.name, rtype.name, tuple(assigns), decl.span, tuple(params))
         if decl.is_default:
             if table.default is not None:
                 error("duplicate_declaration", "there is already a default route", decl)
@@ -218,9 +235,10 @@ def check_routes(
 def _insert(root: _Node, segments: list[str], route: Route) -> None:
     node = root
     for segment in segments:
-        m = _PARAM.fullmatch(segment)
-        if m:
-            node = node.params.setdefault(m.group(1), _Node())
+        if _PARAM.fullmatch(segment):
+            if node.param is None:
+                node.param = _Node()
+            node = node.param
         else:
             node = node.literal.setdefault(segment, _Node())
     node.routes.append(route)
@@ -231,7 +249,7 @@ def _assignment(
     a: n.RouteAssign,
     record: Record | EntityType,
     where: str,
-    params: set[str],
+    params: Mapping[str, None],
     error: Callable[..., None],
     *,
     entity: bool = False,
@@ -265,7 +283,7 @@ def _assignment(
     for literal in (src.name if src.kind == "literal" else None, src.default):
         if literal is not None:
             try:
-                convert(literal)
+                converter(target_type)(convert(literal))  # as the engine will: an ip, enum member, datetime...
             except ValueError as exc:
                 error("invalid_literal", str(exc), src)
                 return None

@@ -173,7 +173,82 @@ def test_every_declaration_kind_roundtrips() -> None:
     forbid f principal User action read resource Group role admin when a unless b
       obligations { mask resource.x, resource.y; header "h" = 1; } advice { why = "x"; };
     permit p;
+    http { context.ip = source.ip; context.mfa = header("X-Auth-MFA", "false"); }
+    http {}
+    route GET, HEAD "/docs/{tenant}/{id}" => read Group { resource.id = path.id; context.q = query.q; }
+    route * "/" => write Group;
+    route POST "/a" => write Group {}
+    route default => read Group { resource.id = "fallback \\\\ \\"x\\""; context.at = now; context.who = source.principal; }
     """
     original = parse(text)
     again = parse(printer.policy_file(original))
     assert again == original
+
+
+# ---- HTTP routes ---------------------------------------------------------------------------------
+
+HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+header_names = texts.map(str.lower).filter(lambda s: s.lower() == s)  # the parser lower-cases header names
+route_sources = st.one_of(
+    st.builds(n.RouteSource, st.just("literal"), texts),
+    st.builds(n.RouteSource, st.sampled_from(["path", "query", "source"]), names),
+    st.builds(n.RouteSource, st.just("header"), header_names, st.none() | texts),
+    st.builds(n.RouteSource, st.just("now"), st.just("now")),
+)
+route_assigns = st.lists(
+    st.builds(n.RouteAssign, st.sampled_from(["resource", "context"]), names.map(n.Ident), route_sources), max_size=4
+).map(tuple)
+routes = st.one_of(
+    st.builds(
+        n.RouteDecl,
+        st.lists(st.sampled_from(HTTP_METHODS), max_size=3, unique=True).map(lambda ms: tuple(map(n.Ident, ms))),
+        texts,
+        names.map(n.Ident),
+        names.map(n.Ident),
+        route_assigns,
+    ),
+    st.builds(
+        n.RouteDecl, st.just(()), st.just(""), names.map(n.Ident), names.map(n.Ident), route_assigns, st.just(True)
+    ),
+    st.builds(n.HttpDecl, route_assigns),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(routes, max_size=4))
+def test_route_declarations_roundtrip(items: list[n.RouteDecl | n.HttpDecl]) -> None:
+    original = n.PolicyFile("gen.pdp", "", tuple(items))
+    printed = printer.policy_file(original)
+    assert parse(printed).items == original.items
+    assert printer.policy_file(parse(printed)) == printed
+
+
+@pytest.mark.parametrize(
+    ("text", "printed"),
+    [
+        (
+            'route GET,HEAD "/d/{id}"=>read Doc{resource.id=path.id;}',
+            'route GET, HEAD "/d/{id}" => read Doc {\n  resource.id = path.id;\n}',
+        ),
+        ('route * "/" => read Doc {}', 'route * "/" => read Doc;'),
+        ("route default => read Doc;", "route default => read Doc;"),
+        (
+            'route PUT "/a" => write Doc { context.f = header("X-F"); }',
+            'route PUT "/a" => write Doc {\n  context.f = header("x-f");\n}',
+        ),
+        (
+            'route POST "/a" => write Doc { context.f = header("x-f", "no"); resource.s = source.ip; context.t = now; }',
+            'route POST "/a" => write Doc {\n  context.f = header("x-f", "no");\n  resource.s = source.ip;\n'
+            "  context.t = now;\n}",
+        ),
+        (
+            'http { context.v = "a\\"b"; context.q = query.q; }',
+            'http {\n  context.v = "a\\"b";\n  context.q = query.q;\n}',
+        ),
+        ("http {}", "http {}"),
+    ],
+)
+def test_route_declarations_print(text: str, printed: str) -> None:
+    (decl,) = parse(text).items
+    assert printer.declaration(decl) == printed
+    assert parse(printed).items == (decl,)

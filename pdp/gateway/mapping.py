@@ -50,6 +50,7 @@ def map_request(table: RouteTable, http: HttpRequest, now: float) -> Mapped:
     except PathError as exc:
         raise MappingError(str(exc)) from None
     found = table.match(method, segments)
+    params: dict[str, str]
     if found is None:
         if table.default is None:
             raise MappingError(f"no route for {method} /{'/'.join(segments)}")

@@ -38,8 +38,8 @@ def normalize_path(path: str) -> list[str]:
         raise PathError("path contains spaces or control characters")
     if "\\" in path:
         raise PathError("path contains a backslash")
-    if "%" not in path and "/." not in path and "//" not in path and not path.endswith("/"):
-        # Nothing to decode or resolve: the common case, split as it is.
+    if path.isascii() and "%" not in path and "/." not in path and "//" not in path and not path.endswith("/"):
+        # Nothing to decode or resolve: the common case, split as it is. (Other text is checked to be UTF-8.)
         segments = path[1:].split("/")
         if len(segments) > MAX_SEGMENTS:
             raise PathError("path has too many segments")

@@ -114,6 +114,53 @@ class DecisionService:
             self.cache.put(key, decision)
         return self._finish(started, decision, request, False, False, self._ttl_ms(decision, expires_at))
 
+    def decide_batch(
+        self,
+        principal: dict[str, Any] | None,
+        context: dict[str, Any] | None,
+        items: list[tuple[dict[str, Any], str]],
+        *,
+        token: str = "",
+        keys: list[Hashable] | None = None,
+    ) -> list[Outcome]:
+        """Many (resource, action) pairs for one principal and context: the token is verified and
+        the principal and context are checked once; each answer is cached and logged on its own."""
+        started = time.perf_counter()
+        snapshot = self.store.current
+        base: dict[str, Any] = {"principal": principal} if principal is not None else {}
+        if context is not None:
+            base["context"] = context
+        if snapshot is None:
+            denial = Decision(False, errors=(DecisionError(_NO_POLICY),))
+            return [self._finish(started, denial, base, False, False, 0) for _ in items]
+        expires_at = None
+        if token or self.token_required:
+            verified = self._verify(token, base, snapshot)
+            if isinstance(verified, Decision):
+                return [self._finish(started, verified, base, False, True, 0) for _ in items]
+            base, expires_at = verified
+        results: list[Outcome | None] = [None] * len(items)
+        todo = []
+        for i, (resource, action) in enumerate(items):
+            key = (snapshot.revision, keys[i]) if keys is not None and self.cache.enabled else None
+            hit = self.cache.get(key) if key is not None else None
+            if self.metrics is not None and key is not None:
+                (self.metrics.cache_hits if hit is not None else self.metrics.cache_misses).inc()
+            if hit is not None:
+                request = {**base, "resource": resource, "action": action}
+                results[i] = self._finish(started, hit, request, True, False, self._ttl_ms(hit, expires_at))
+            else:
+                todo.append((i, key))
+        decisions = snapshot.engine.decide_batch(
+            base.get("principal"), base.get("context"), [items[i] for i, _ in todo]
+        )
+        for (i, key), decision in zip(todo, decisions, strict=True):
+            if key is not None and not decision.time_dependent:
+                self.cache.put(key, decision)
+            request = {**base, "resource": items[i][0], "action": items[i][1]}
+            results[i] = self._finish(started, decision, request, False, False, self._ttl_ms(decision, expires_at))
+        return [r for r in results if r is not None]
+
     def decide_http(self, http: HttpRequest) -> Outcome:
         """A gateway's HTTP request: route -> engine request; the bearer token is the principal.
 

@@ -37,7 +37,7 @@ def test_the_module_provides_fmt_and_lint() -> None:
 def test_check_on_canonical_files_is_quiet(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "fmt", "--check", str(POLICIES))
     assert (code, out) == (0, "")
-    assert err == "would reformat 0 of 4 files\n"
+    assert err == "would reformat 0 of 5 files\n"
 
 
 def test_check_prints_a_diff_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -105,6 +105,35 @@ GOLDEN = {
         'forbid f\n  unless principal.department == "security-operations"\n      or principal.department == "platform";\n',
     ),
     "split condition is joined when it fits": ("permit p\n  when a\n   and b;", "permit p\n  when a and b;\n"),
+    "route": (
+        'route GET,HEAD "/t/{tenant}/d/{id}"=>read Doc{resource.id=path.id;resource.tenant=path.tenant;}',
+        'route GET, HEAD "/t/{tenant}/d/{id}" => read Doc {\n  resource.id = path.id;\n'
+        "  resource.tenant = path.tenant;\n}\n",
+    ),
+    "route sources": (
+        'route POST "/a" => write Doc { context.mfa = header( "X-Auth-MFA" , "no" ); context.h = header("x-h"); '
+        'context.at=now; context.ip=source.ip; context.p = source.principal; context.q=query.q; resource.id="a\\"b"; }',
+        'route POST "/a" => write Doc {\n  context.mfa = header("x-auth-mfa", "no");\n  context.h = header("x-h");\n'
+        "  context.at = now;\n  context.ip = source.ip;\n  context.p = source.principal;\n  context.q = query.q;\n"
+        '  resource.id = "a\\"b";\n}\n',
+    ),
+    "route for any method": (
+        'route  *  "/" => read Doc {resource.id = "root";}',
+        'route * "/" => read Doc {\n  resource.id = "root";\n}\n',
+    ),
+    "empty routes end in a semicolon": (
+        'route default=>read Doc{ }\nroute DELETE "/x" => read Doc ;',
+        'route default => read Doc;\nroute DELETE "/x" => read Doc;\n',
+    ),
+    "wide route heads stay on one line": (
+        'route GET, HEAD, OPTIONS "/tenants/{tenant}/documents/{document}/versions/{version}" => read Document;',
+        'route GET, HEAD, OPTIONS "/tenants/{tenant}/documents/{document}/versions/{version}" => read Document;\n',
+    ),
+    "http": (
+        'http{context.ip=source.ip;context.mfa=header("x-auth-mfa","false");}',
+        'http {\n  context.ip = source.ip;\n  context.mfa = header("x-auth-mfa", "false");\n}\n',
+    ),
+    "empty http": ("http { }", "http {}\n"),
 }
 
 
@@ -259,6 +288,57 @@ def test_comments_keep_list_and_record_split() -> None:
 def test_comments_in_empty_blocks() -> None:
     source = "entity E {\n  // nothing yet\n}\nrole r { /* later */ }\n"
     assert fmt(source) == "entity E {\n  // nothing yet\n}\n\nrole r {  /* later */\n}\n"
+
+
+def test_comments_in_routes_and_http_blocks() -> None:
+    source = """http { // every route
+// the peer
+context.ip = source.ip; # address
+  context.mfa = header("x-mfa",
+      "false"); // set by the gateway
+    // end of http
+}
+route GET /* m */ "/d/{id}" // about
+  => read /* t */ Doc {
+  resource.id = // the id
+    path.id;
+
+  resource.tenant = path.id;
+}
+route * "/x" => read Doc { /* nothing yet */ }
+route default => read Doc { // catch-all
+}
+"""
+    expected = """http {  // every route
+  // the peer
+  context.ip = source.ip;                  # address
+  context.mfa = header("x-mfa", "false");  // set by the gateway
+  // end of http
+}
+
+/* m */
+// about
+route GET "/d/{id}" => read Doc {  /* t */
+  resource.id = path.id;           // the id
+
+  resource.tenant = path.id;
+}
+
+route * "/x" => read Doc {  /* nothing yet */
+}
+
+route default => read Doc {  // catch-all
+}
+"""
+    assert fmt(source) == expected
+
+
+def test_a_brace_in_a_route_pattern_is_not_the_block() -> None:
+    source = 'route GET "/{a}/{b}" => read Doc // no body\n;\nroute GET "/{c}" => read Doc { resource.id = path.c; }'
+    expected = (
+        'route GET "/{a}/{b}" => read Doc;  // no body\n\nroute GET "/{c}" => read Doc {\n  resource.id = path.c;\n}\n'
+    )
+    assert fmt(source) == expected
 
 
 def test_comments_between_annotations_and_rule_and_at_the_end() -> None:

@@ -48,13 +48,19 @@ forbid f principal User action read resource Group role admin when a and (b or c
   obligations { mask resource.x, resource.y; header "h" = 1; } advice { why = "x"; };
 permit p;
 permit q when principal.name == "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" and principal.name != "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+http { context.ip = source.ip; context.mfa = header("x-mfa", "false"); }
+http {}
+route GET, HEAD "/g/{tenant}/{id}" => read Group { resource.id = path.id; context.q = query.q; context.at = now; }
+route * "/" => write Group;
+route POST "/x" => write Group {}
+route default => read Group { resource.id = "any"; context.who = source.principal; context.h = header("x-h"); }
 """
 
 TEXTS = [p.read_text(encoding="utf-8") for p in EXAMPLES] + [EVERY_CONSTRUCT]
 
 INSERTS = [" // c\n", "\n# h\n", " /* b */ ", "/*b*/", "\n/* m\n   two lines */\n", "\n\n", "   ", "\n", "\t"]
 _STRING = re.compile(r'"([^"\\\n]|\\.)*"')
-_UNSPLITTABLE = {"==", "!=", "<=", ">=", "::"}
+_UNSPLITTABLE = {"==", "!=", "<=", ">=", "::", "=>"}
 
 
 def token_gaps(text: str) -> list[int]:
@@ -212,6 +218,32 @@ declarations: st.SearchStrategy[n.Declaration] = st.one_of(
         st.lists(st.builds(n.AdviceItem, names, expressions), max_size=2).map(tuple),
     ),
 )
+HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"]
+route_sources = st.one_of(
+    st.builds(n.RouteSource, st.just("literal"), texts),
+    st.builds(n.RouteSource, st.sampled_from(["path", "query", "source"]), names),
+    st.builds(n.RouteSource, st.just("header"), names.map(lambda s: "x-" + s), st.none() | texts),
+    st.builds(n.RouteSource, st.just("now"), st.just("now")),
+)
+route_assigns = st.lists(
+    st.builds(n.RouteAssign, st.sampled_from(["resource", "context"]), names.map(n.Ident), route_sources), max_size=4
+).map(tuple)
+route_declarations: st.SearchStrategy[n.Declaration] = st.one_of(
+    st.builds(
+        n.RouteDecl,
+        st.lists(st.sampled_from(HTTP_METHODS), max_size=3, unique=True).map(lambda ms: tuple(map(n.Ident, ms))),
+        texts.map(lambda s: "/" + s),
+        names.map(n.Ident),
+        names.map(n.Ident),
+        route_assigns,
+    ),
+    st.builds(
+        n.RouteDecl, st.just(()), st.just(""), names.map(n.Ident), names.map(n.Ident), route_assigns, st.just(True)
+    ),
+    st.builds(n.HttpDecl, route_assigns),
+)
+declarations = declarations | route_declarations
+
 programs = st.builds(
     lambda ns, items: n.PolicyFile(
         "gen.pdp", ns, tuple(replace(d, namespace=ns) if isinstance(d, n.Rule) else d for d in items)

@@ -226,6 +226,35 @@ permit p when principal.age in limits and now in open;
     ]
 
 
+def test_route_without_id(tmp_path: Path) -> None:
+    rules = """\
+http { context.mfa = header("x-mfa", "false"); }
+route GET, HEAD "/docs/{id}" => read Doc { resource.id = path.id; }
+route PUT "/docs/{owner}/latest" => write Doc { resource.owner = path.owner; }
+route * "/docs" => read Doc;
+route default => read Doc { context.trusted = "false"; }
+"""
+    assert findings(tmp_path, rules) == [
+        "rules.pdp:3:1: route_without_id: route `PUT /docs/{owner}/latest` never sets `resource.id`: every request "
+        'it matches is decided for the same Doc, with id ""',
+        "rules.pdp:4:1: route_without_id: route `* /docs` never sets `resource.id`: every request it matches is "
+        'decided for the same Doc, with id ""',
+        "rules.pdp:5:1: route_without_id: the default route never sets `resource.id`: every request it matches is "
+        'decided for the same Doc, with id ""',
+    ]
+
+
+def test_routes_that_set_the_id_are_clean(tmp_path: Path) -> None:
+    rules = """\
+http { context.mfa = header("x-mfa", "false"); context.trusted = "no"; }
+route GET "/docs/{id}" => read Doc { resource.id = path.id; }
+route GET "/docs/{owner}/{name}" => read Doc { resource.id = path.name; resource.owner = path.owner; }
+route POST "/docs" => write Doc { resource.id = query.id; }
+route default => read Doc { resource.id = "fallback"; }
+"""
+    assert findings(tmp_path, rules) == []
+
+
 def test_every_code_is_documented() -> None:
     assert set(CODES) == {
         "shadowed_permit",
@@ -237,6 +266,7 @@ def test_every_code_is_documented() -> None:
         "empty_role",
         "unused_role",
         "unused_constant",
+        "route_without_id",
     }
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Formatting and linting", 1)[1].split("\n## ", 1)[0]
