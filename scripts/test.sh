@@ -2,6 +2,7 @@
 # Installs the project and its test tools into .venv, then runs lint, types, policy tests and the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx >/dev/null; }
 PY="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,11 @@ class Settings:
         for name in ("max_message_bytes", "max_batch", "max_depth", "max_string"):
             if getattr(self, name) < 1:
                 problems.append(f"{name.replace('_', '-')} must be positive")
+        for cidr in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                problems.append(f"trusted-proxies: `{cidr}` is not an IP network")
         if self.jwt_keys and "none" in [a.lower() for a in self.jwt_algorithms]:
             problems.append("jwt-algorithms must not include none")
         if problems:

@@ -235,10 +235,10 @@ class DecisionService:
             )
         try:
             verified = verifier.verify(token)
-        except TokenError as exc:
+            merged = dict(request)
+            merged["principal"] = merge_principal(request.get("principal"), verified)
+        except TokenError as exc:  # a bad token, or a principal that is not the token's
             return Decision(False, errors=(DecisionError(str(exc), field="bearer_token"),), revision=snapshot.revision)
-        merged = dict(request)
-        merged["principal"] = merge_principal(request.get("principal"), verified)
         return merged, getattr(verified, "expires_at", None)
 
     def _verifier_for(self, snapshot: Snapshot) -> TokenVerifierLike | None:

@@ -128,3 +128,13 @@ def test_a_server_without_issuer_refuses_to_start(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "issuer" in done.stderr
+
+
+def test_a_principal_that_is_not_the_tokens_is_refused(jwt_server: Server) -> None:
+    token = jwt.encode(claims(), KEY, algorithm="RS256")  # bob's token
+    msg = authorize_request(token=token)
+    msg.principal.id = "mallory"
+    msg.principal.type = "User"
+    r = jwt_server.stub().Authorize(msg)
+    assert not r.allowed and r.unauthenticated
+    assert r.errors[0].field == "bearer_token" and "does not match the token" in r.errors[0].message
