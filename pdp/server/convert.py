@@ -48,11 +48,39 @@ def _decode_map(raw: bytes | str, field: str, limits: Limits, *, as_json: bool) 
 
 
 def check_limits(value: Any, field: str, limits: Limits) -> None:
-    """Nesting depth and string length, iteratively (no recursion for a hostile depth)."""
+    """Nesting depth and string length, iteratively (no recursion for a hostile depth).
+
+    The walk that passes builds no paths; only a value over a limit is walked again to name
+    the field at fault.
+    """
+    if not _within(value, limits.max_depth, limits.max_string):
+        _name_the_violation(value, field, limits)
+
+
+def _within(value: Any, max_depth: int, max_string: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth:
+            return False
+        items = item.items() if type(item) is dict else enumerate(item)
+        for k, v in items:
+            if type(k) is str and len(k) > max_string:
+                return False
+            t = type(v)
+            if t is str:
+                if len(v) > max_string:
+                    return False
+            elif t is dict or t is list:
+                stack.append((v, depth + 1))
+    return True
+
+
+def _name_the_violation(value: Any, field: str, limits: Limits) -> None:
     stack: list[tuple[Any, str, int]] = [(value, field, 0)]
     while stack:
         item, path, depth = stack.pop()
-        if depth > limits.max_depth:
+        if depth > limits.max_depth and type(item) in (dict, list):  # containers make the depth
             raise BadRequest(path, f"nested deeper than {limits.max_depth} levels")
         if isinstance(item, str):
             if len(item) > limits.max_string:
