@@ -99,6 +99,8 @@ class CompiledPolicy:
     buckets: dict[BucketKey, Bucket]
     role_functions: dict[tuple[str, str], Callable[..., Any]]
     role_source: str = ""
+    # Headers some rule fills from a `sensitive` attribute: their values are masked in decision logs.
+    sensitive_headers: frozenset[str] = frozenset()
 
     def warm(self) -> None:
         """Generate every leaf's code now, e.g. before a server starts serving this policy."""
@@ -173,7 +175,22 @@ class _Compiler:
         buckets = {}
         for number, (key, rules) in enumerate(sorted(self.index().items())):
             buckets[key] = self.plan_bucket(number, key, rules, role_fn_names, role_globals)
-        return CompiledPolicy(revision, self.checked, buckets, role_functions, role_source)
+        return CompiledPolicy(revision, self.checked, buckets, role_functions, role_source, self.sensitive_headers())
+
+    def sensitive_headers(self) -> frozenset[str]:
+        """Header obligations whose value reads an attribute declared `sensitive` anywhere (by name:
+        the same attribute name may be sensitive on one type and not another; mask either way)."""
+        schema = self.checked.schema
+        sensitive = {f.name for e in schema.entities.values() for f in e.record.fields if f.sensitive}
+        sensitive |= {f.name for f in schema.context.fields if f.sensitive}
+        names = set()
+        for rule in self.checked.rules:
+            for ob in rule.rule.obligations:
+                if isinstance(ob, n.SetHeader) and any(
+                    isinstance(node, n.Attr) and node.name in sensitive for node in walk(ob.value)
+                ):
+                    names.add(ob.name)
+        return frozenset(names)
 
     def plan_bucket(
         self,

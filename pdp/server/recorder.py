@@ -6,6 +6,7 @@ the writer thread of `pdp.decision_log`; the queue's back-pressure or drop polic
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pdp.server.config import Settings
@@ -63,6 +64,14 @@ class LogRecorder:
             unauthenticated=outcome.unauthenticated,
             worker=self.worker,
         )
+        if outcome.sensitive_headers and event.obligations:
+            event = dataclasses.replace(
+                event,
+                obligations=tuple(
+                    {**o, "value": "<masked>"} if o.get("name") in outcome.sensitive_headers else o
+                    for o in event.obligations
+                ),
+            )
         await self.log.submit_async(event)
 
     def queue_depth(self) -> float:

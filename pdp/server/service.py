@@ -34,6 +34,7 @@ class Outcome:
     request: dict[str, Any]
     latency_us: float
     schema: Any = None  # of the revision that decided: the decision log masks by it
+    sensitive_headers: frozenset[str] = frozenset()  # header obligations filled from sensitive attributes
 
 
 _NO_POLICY = "no policy is loaded; every request is denied until one compiles"
@@ -262,5 +263,10 @@ class DecisionService:
         if self.metrics is not None:
             self.metrics.observe(decision.allowed, bool(decision.errors), latency_us / 1e6)
         snapshot = self.store.current
-        schema = snapshot.engine.schema if snapshot is not None else None
-        return Outcome(decision, self.ids.next(), cached, unauthenticated, ttl, request, latency_us, schema)
+        if snapshot is None:
+            return Outcome(decision, self.ids.next(), cached, unauthenticated, ttl, request, latency_us)
+        policy = snapshot.engine.policy
+        return Outcome(
+            decision, self.ids.next(), cached, unauthenticated, ttl, request, latency_us,
+            policy.checked.schema, policy.sensitive_headers,
+        )  # fmt: skip

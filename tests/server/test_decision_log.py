@@ -114,3 +114,20 @@ def test_every_workers_log_is_kept(start_server: Any, tmp_path: Path) -> None:
     files = [Path(worker_path(str(log), i)) for i in range(2)]
     logged = [e["decision_id"] for f in files if f.exists() for e in events(f)]
     assert sorted(logged) == sorted(ids)
+
+
+def test_headers_filled_from_sensitive_attributes_are_masked(
+    start_server: Any, tmp_path: Path, policy_dir: Path
+) -> None:
+    (policy_dir / "acme" / "mail.pdp").write_text(
+        "permit mail_header\n  action read\n  resource Document\n"
+        '  when resource.owner == principal.id\n  obligations {\n    header "x-user-email" = principal.email;\n  };\n'
+    )
+    log = tmp_path / "decisions.jsonl"
+    server: Server = start_server(str(policy_dir), "--port", "0", "--decision-log", str(log))
+    r = server.stub().Authorize(authorize_request(user("alice", email="alice@secret.example")))
+    assert ("x-user-email", "alice@secret.example") in [(o.name, o.value) for o in r.obligations]
+    assert server.stop() == 0
+    (event,) = events(log)
+    assert {"type": "header", "name": "x-user-email", "value": "<masked>"} in event["obligations"]
+    assert "alice@secret.example" not in log.read_text()
