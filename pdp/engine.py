@@ -308,9 +308,10 @@ class Engine:
         with_headers = M & bucket.header_mask
         if with_headers:
             computed = []
+            outputs = bucket.outputs
             for i in _indices(with_headers):
                 try:
-                    computed.append(tuple(_header_text(v) for v in bucket.outputs[i](P, R, C, X)[0]))
+                    computed.append(tuple([_header_text(v) for v in outputs[i](P, R, C, X)[0]]))
                 except Exception as exc:
                     return Decision(False, (), (), (), (DecisionError(_describe(exc), rules[i].id),), self._revision)
             values = tuple(computed)
@@ -393,6 +394,8 @@ _UNSAFE_HEADER = frozenset("\r\n\0")
 
 
 def _header_text(value: Any) -> str:
+    if type(value) is str and value.isprintable():  # the common case: printable text is safe
+        return value
     if value is True or value is False:
         return "true" if value else "false"
     text = str(value)
