@@ -249,21 +249,27 @@ class Engine:
             raise _BadRequest(f"{side}.type", f"unknown entity type `{etype}`")
         attrs = value.get("attributes")
         stored = self.store.attributes.get((etype, eid))
-        if not stored:
+        if stored is None:
             try:
                 return etype, eid, spec.fast_full(_EMPTY if attrs is None else attrs)
             except Exception:
                 converted = self._convert(spec.slow, _EMPTY if attrs is None else attrs, f"{side}.attributes")
-        elif not attrs and (etype, eid) in self._complete:
-            return etype, eid, stored  # the gateway case: only an id, the data knows the rest
         else:
-            if attrs is None:
+            if attrs is None or (type(attrs) is dict and not attrs):
+                if (etype, eid) in self._complete:
+                    return etype, eid, stored  # the gateway case: only an id, the data knows the rest
                 attrs = _EMPTY
             try:
-                converted = spec.fast(attrs)
+                given = spec.fast(attrs)  # checked even where unused: malformed input is denied
             except Exception:
-                converted = self._convert(spec.slow, attrs, f"{side}.attributes")
-            converted = {**converted, **stored}  # the data files win: see pdp.entities
+                given = self._convert(spec.slow, attrs, f"{side}.attributes")
+            # The data wins: a stored entity's attributes are the data's to say. A request may only
+            # fill a *required* attribute the data leaves out; an optional one the data omits stays
+            # absent (absence means something: a caller must not make itself a document's owner).
+            converted = dict(stored)
+            for name in spec.required:
+                if name not in stored and name in given:
+                    converted[name] = given[name]
         for name in spec.required:
             if name not in converted:
                 raise _BadRequest(f"{side}.attributes.{name}", "missing required attribute")

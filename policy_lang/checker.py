@@ -483,6 +483,12 @@ class _Checker:
                     did_you_mean(ptype, self.schema.entities),
                 )
                 continue
+            if ptype not in self.schema.principal_types:
+                # Forbids without a principal clause would not cover the roles this binding confers.
+                self.error(
+                    "not_principal", f"`{ptype}` is not a principal type", decl.principal_type,
+                    f"declare it `principal entity {ptype}` so that every forbid covers it",
+                )  # fmt: skip
             applies: dict[str, dict[int, Type]] = {}
             first_errors: list[Diagnostic] | None = None
             for rtype in self.schema.resource_types:

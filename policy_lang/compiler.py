@@ -45,7 +45,7 @@ class Bucket:
 
     __slots__ = (
         "key", "rules", "decide", "_outputs", "grants", "uses_now", "uses_roles", "header_mask", "advice_mask",
-        "source", "_build", "_lock",
+        "source", "_build", "_lock", "_failure",
     )  # fmt: skip
 
     def __init__(
@@ -68,6 +68,7 @@ class Bucket:
         self._build = build
         self._lock = threading.Lock()
         self._outputs: dict[int, Callable[..., Any]] | None = None
+        self._failure: Exception | None = None
         # Until first used, `decide` builds the real function and puts it in its own place.
         self.decide: Callable[..., Any] = self._first_decide
 
@@ -76,12 +77,24 @@ class Bucket:
         return self.decide(P, R, C, X)
 
     def materialize(self) -> None:
+        """Generate this leaf's code. A failure is remembered: it is raised again, not rebuilt, each time."""
         with self._lock:
+            if self._failure is not None:
+                raise self._failure.with_traceback(None)
             if self._outputs is None:
-                decide, outputs, source = self._build(self)
+                try:
+                    decide, outputs, source = self._build(self)
+                except Exception as exc:
+                    self._failure = exc
+                    self.decide = self._failed
+                    raise
                 self.source = source
                 self._outputs = outputs
                 self.decide = decide
+
+    def _failed(self, P: Any, R: Any, C: Any, X: Any) -> Any:
+        assert self._failure is not None
+        raise self._failure.with_traceback(None)  # a fresh traceback: none piles up
 
     @property
     def outputs(self) -> dict[int, Callable[..., Any]]:
@@ -101,6 +114,7 @@ class CompiledPolicy:
     role_source: str = ""
     # Headers some rule fills from a `sensitive` attribute: their values are masked in decision logs.
     sensitive_headers: frozenset[str] = frozenset()
+    sensitive_advice: frozenset[str] = frozenset()  # the same, for advice
 
     def warm(self) -> None:
         """Generate every leaf's code now, e.g. before a server starts serving this policy."""
@@ -175,22 +189,27 @@ class _Compiler:
         buckets = {}
         for number, (key, rules) in enumerate(sorted(self.index().items())):
             buckets[key] = self.plan_bucket(number, key, rules, role_fn_names, role_globals)
-        return CompiledPolicy(revision, self.checked, buckets, role_functions, role_source, self.sensitive_headers())
+        headers, advice = self.sensitive_outputs()
+        return CompiledPolicy(revision, self.checked, buckets, role_functions, role_source, headers, advice)
 
-    def sensitive_headers(self) -> frozenset[str]:
-        """Header obligations whose value reads an attribute declared `sensitive` anywhere (by name:
-        the same attribute name may be sensitive on one type and not another; mask either way)."""
+    def sensitive_outputs(self) -> tuple[frozenset[str], frozenset[str]]:
+        """Header obligations and advice whose value reads an attribute declared `sensitive` anywhere
+        (by name: the same attribute name may be sensitive on one type and not another; mask either way)."""
         schema = self.checked.schema
         sensitive = {f.name for e in schema.entities.values() for f in e.record.fields if f.sensitive}
         sensitive |= {f.name for f in schema.context.fields if f.sensitive}
-        names = set()
+        headers: set[str] = set()
+        advice: set[str] = set()
+
+        def reads_sensitive(e: n.Expr) -> bool:
+            return any(isinstance(node, n.Attr) and node.name in sensitive for node in walk(e))
+
         for rule in self.checked.rules:
             for ob in rule.rule.obligations:
-                if isinstance(ob, n.SetHeader) and any(
-                    isinstance(node, n.Attr) and node.name in sensitive for node in walk(ob.value)
-                ):
-                    names.add(ob.name)
-        return frozenset(names)
+                if isinstance(ob, n.SetHeader) and reads_sensitive(ob.value):
+                    headers.add(ob.name)
+            advice.update(item.name for item in rule.rule.advice if reads_sensitive(item.value))
+        return frozenset(headers), frozenset(advice)
 
     def plan_bucket(
         self,

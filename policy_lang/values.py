@@ -70,6 +70,9 @@ def parse_ip(text: str) -> IPNet:
     try:
         if "/" in text:
             net = ipaddress.ip_network(text, strict=True)
+            mapped = net.network_address.ipv4_mapped if isinstance(net, ipaddress.IPv6Network) else None
+            if mapped is not None and net.prefixlen >= 96:  # ::ffff:a.b.c.d/N is the IPv4 network /N-96
+                return IPNet(4, int(mapped), net.prefixlen - 96)
             return IPNet(net.version, int(net.network_address), net.prefixlen)
         addr = ipaddress.ip_address(text)
     except ValueError:

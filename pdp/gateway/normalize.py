@@ -9,6 +9,7 @@ bytes, `.` and `..` segments, doubled slashes. Each is turned into a list of dec
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 MAX_PATH = 8192
@@ -38,7 +39,13 @@ def normalize_path(path: str) -> list[str]:
         raise PathError("path contains spaces or control characters")
     if "\\" in path:
         raise PathError("path contains a backslash")
-    if path.isascii() and "%" not in path and "/." not in path and "//" not in path and not path.endswith("/"):
+    if not path.isascii():
+        # Raw bytes outside ASCII are not valid in a request target, and backends decode them differently.
+        raise PathError("path has characters that must be percent-encoded")
+    if ";" in path:
+        # `;` starts path parameters that servlet containers strip (`/admin;x=1`, `/..;/admin`).
+        raise PathError("path contains `;`")
+    if "%" not in path and "/." not in path and "./" not in path and "//" not in path and path[-1] not in "/.":
         # Nothing to decode or resolve: the common case, split as it is. (Other text is checked to be UTF-8.)
         segments = path[1:].split("/")
         if len(segments) > MAX_SEGMENTS:
@@ -50,12 +57,18 @@ def normalize_path(path: str) -> list[str]:
             decoded = unquote_to_bytes(raw).decode("utf-8", errors="strict")
         except UnicodeError:  # bytes that are not UTF-8, or text with lone surrogates (never from the wire)
             raise PathError("path is not valid UTF-8 once decoded") from None
-        if "%" in raw and not _valid_escapes(raw):
+        if "%" in raw and not _valid_escapes(raw):  # checked before decoding above could mislead
             raise PathError("path has a malformed percent escape")
         if "/" in decoded or "\\" in decoded or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in decoded):
             raise PathError("path encodes a slash, a backslash or a control character")
         if decoded in ("", "."):
             continue  # `//` and `/./` name the same place as `/`
+        if ";" in decoded or decoded.endswith((".", " ")) and decoded != "..":
+            # Servlet path parameters, and trailing dots or spaces some servers drop (`/admin./x`).
+            raise PathError("path segment ends in a dot or a space, or holds `;`")
+        if not decoded.isascii() and unicodedata.normalize("NFKC", decoded) != decoded:
+            # Look-alikes such as the fullwidth `．．` that NFKC-normalizing backends read as `..`.
+            raise PathError("path segment is not in NFKC normal form")
         if decoded == "..":
             if not segments:
                 raise PathError("path climbs above the root")

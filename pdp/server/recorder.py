@@ -72,6 +72,13 @@ class LogRecorder:
                     for o in event.obligations
                 ),
             )
+        if outcome.sensitive_advice and event.advice:
+            event = dataclasses.replace(
+                event,
+                advice=tuple(
+                    {**a, "value": "<masked>"} if a.get("name") in outcome.sensitive_advice else a for a in event.advice
+                ),
+            )
         await self.log.submit_async(event)
 
     def queue_depth(self) -> float:

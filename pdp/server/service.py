@@ -6,6 +6,7 @@ of them verify tokens, cache, log and count the same way. No gRPC in here.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
@@ -35,13 +36,15 @@ class Outcome:
     latency_us: float
     schema: Any = None  # of the revision that decided: the decision log masks by it
     sensitive_headers: frozenset[str] = frozenset()  # header obligations filled from sensitive attributes
+    sensitive_advice: frozenset[str] = frozenset()  # advice filled from sensitive attributes
 
 
 _NO_POLICY = "no policy is loaded; every request is denied until one compiles"
 
 
 def _shown(http: HttpRequest) -> dict[str, str]:
-    return {"method": http.method, "target": http.target}
+    # The query string may carry values a route maps onto sensitive attributes: keep it out of logs.
+    return {"method": http.method, "path": http.target.split("?", 1)[0].split("#", 1)[0]}
 
 
 class DecisionIds:
@@ -74,6 +77,7 @@ class DecisionService:
         self._verifier_revision = ""
         self.token_required = token_required
         self._headers_for: Any = None
+        self._clock_routes = False
         self._header_names: tuple[str, ...] = ()
 
     def on_swap(self, snapshot: Snapshot) -> None:
@@ -175,7 +179,8 @@ class DecisionService:
             return self._finish(started, Decision(False, errors=(DecisionError(_NO_POLICY),)), {}, False, False, 0)
         table = snapshot.engine.policy.checked.routes
         key: Hashable | None = None
-        if self.cache.enabled:
+        reads_clock = self._route_reads_clock(table)
+        if self.cache.enabled and not reads_clock:
             headers = self._route_headers(table)
             key = (
                 "http", http.method, http.target, http.source_ip, http.source_principal,
@@ -195,7 +200,14 @@ class DecisionService:
         except MappingError as exc:
             denial = Decision(False, errors=(DecisionError(exc.message, field=exc.field),), revision=snapshot.revision)
             return self._finish(started, denial, {"http": _shown(http)}, False, False, 0)
-        return self.decide(mapped.request, token=mapped.token, cache_key=key, force_token=True, looked_up=True)
+        outcome = self.decide(mapped.request, token=mapped.token, cache_key=key, force_token=True, looked_up=True)
+        if reads_clock:  # a route put the time into the request: the answer holds for this instant only
+            outcome = dataclasses.replace(outcome, cache_ttl_ms=0)
+        return outcome
+
+    def _route_reads_clock(self, table: Any) -> bool:
+        self._route_headers(table)
+        return self._clock_routes
 
     def _route_headers(self, table: Any) -> tuple[str, ...]:
         """Every header some route or the `http` block reads, plus authorization (per table)."""
@@ -217,6 +229,9 @@ class DecisionService:
                     stack.append(node.param)
             for route in routes:
                 names.update(a.name for a in route.assigns if a.kind == "header")
+            self._clock_routes = any(a.kind == "now" for route in routes for a in route.assigns) or any(
+                a.kind == "now" for a in table.http
+            )
             self._header_names = tuple(sorted(names))
             self._headers_for = table
         return self._header_names
@@ -268,5 +283,5 @@ class DecisionService:
         policy = snapshot.engine.policy
         return Outcome(
             decision, self.ids.next(), cached, unauthenticated, ttl, request, latency_us,
-            policy.checked.schema, policy.sensitive_headers,
+            policy.checked.schema, policy.sensitive_headers, policy.sensitive_advice,
         )  # fmt: skip
