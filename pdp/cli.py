@@ -25,8 +25,9 @@ from typing import Any
 from pdp.engine import Engine
 from pdp.explain import explain, format_explanation
 from pdp.loader import read_directory
-from policy_lang.errors import PolicyError
+from policy_lang.errors import Diagnostic, PolicyError
 from policy_lang.plan import PlanError, render_plan
+from policy_lang.spans import Span
 
 EXIT_OK, EXIT_POLICY, EXIT_USAGE = 0, 1, 2
 
@@ -111,6 +112,19 @@ def _validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     engine, files = load_engine(args.dir)
+    # Generate every leaf's code too (as the server does before serving), so a policy whose
+    # generated code fails (e.g. the sandbox rejects it) is reported here, not at request time.
+    problems = []
+    for bucket in engine.policy.buckets.values():
+        try:
+            bucket.materialize()
+        except Exception as exc:
+            ptype, rtype, action = bucket.key
+            message = f"cannot generate code for {ptype} -> {rtype} action {action}: {type(exc).__name__}: {exc}"
+            span = bucket.rules[0].span if bucket.rules else Span("<policy>", 0, 0, 0, 0)
+            problems.append(Diagnostic("internal_error", message, span))
+    if problems:
+        raise PolicyError(problems, engine.policy.checked.sources)
     rules = len(engine.policy.checked.rules)
     _out(f"ok: {rules} rules, {files} files, revision {engine.revision}")
     return EXIT_OK

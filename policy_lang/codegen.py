@@ -36,6 +36,10 @@ class Constants:
         self._index: dict[tuple[type, Any], int] = {}
 
     def ref(self, value: Any) -> str:
+        # Containers are not deduplicated: `frozenset({1}) == frozenset({True})`, but they differ.
+        if isinstance(value, (frozenset, tuple)):
+            self.values.append(value)
+            return f"k{len(self.values) - 1}"
         try:
             key = (type(value), value)
             hash(key)
@@ -60,6 +64,21 @@ class Glob:
 
 
 ConstLookup = Callable[[str], Any]
+
+# Traced and/or chains up to this many operands keep one traced node per step (see `_chain`).
+TRACE_NESTED_CHAIN = 32
+
+
+def _chain_length(e: n.Expr, kind: type[n.And] | type[n.Or]) -> int:
+    """How many operands a chain of one operator has."""
+    count, stack = 0, [e]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, kind):
+            stack += (node.left, node.right)
+        else:
+            count += 1
+    return count
 
 
 class ExprCompiler:
@@ -194,10 +213,32 @@ class ExprCompiler:
         return f"(-{self.expr(e.operand)})"
 
     def _and(self, e: n.And) -> str:
-        return f"({self.expr(e.left)} and {self.expr(e.right)})"
+        return self._chain(e, n.And, " and ")
 
     def _or(self, e: n.Or) -> str:
-        return f"({self.expr(e.left)} or {self.expr(e.right)})"
+        return self._chain(e, n.Or, " or ")
+
+    def _chain(self, e: n.And | n.Or, kind: type[n.And] | type[n.Or], op: str) -> str:
+        """A chain of one operator as one flat `(a op b op c ...)`.
+
+        Nesting every step would exceed Python's parenthesis limit for long chains; `a or
+        (b or c)` and `(a or b) or c` evaluate the same. Traced code keeps a short chain
+        nested, so every inner step has its own value (coverage counts the branches of each);
+        a long one is flattened too, and then only the chain as a whole and its operands are
+        traced, not the inner steps.
+        """
+        if self.trace and _chain_length(e, kind) <= TRACE_NESTED_CHAIN:
+            return f"({self.expr(e.left)}{op}{self.expr(e.right)})"
+        operands: list[n.Expr] = []
+        stack: list[n.Expr] = [e]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, kind):
+                stack.append(node.right)
+                stack.append(node.left)
+            else:
+                operands.append(node)
+        return "(" + op.join(self.expr(o) for o in operands) + ")"
 
     def _binary(self, e: n.Binary) -> str:
         if e.op == "in":

@@ -69,6 +69,10 @@ _OPCODES = frozenset(
         "BUILD_LIST",
         "BUILD_TUPLE",
         "BUILD_SET",
+        "LIST_APPEND",
+        "LIST_EXTEND",
+        "LIST_TO_TUPLE",
+        "CALL_INTRINSIC_1",
         "PRECALL",
         "CALL",
         "KW_NAMES",
@@ -109,6 +113,12 @@ _BINARY_ARGS = frozenset(
     for i, (name, _) in enumerate(getattr(dis, "_nb_ops", ()))
     if name in ("NB_ADD", "NB_AND", "NB_SUBTRACT", "NB_INPLACE_ADD", "NB_INPLACE_OR")
 ) or frozenset({0, 1, 10, 13, 20})
+# Big tuple/set displays compile to BUILD_LIST + LIST_APPEND/LIST_EXTEND + LIST_TO_TUPLE
+# (3.12+: CALL_INTRINSIC_1 INTRINSIC_LIST_TO_TUPLE); only that intrinsic is allowed.
+_INTRINSIC_1 = dis.opmap.get("CALL_INTRINSIC_1")
+_INTRINSIC_ARGS = frozenset(
+    i for i, name in enumerate(getattr(dis, "_intrinsic1_descs", ())) if name == "INTRINSIC_LIST_TO_TUPLE"
+)
 _KEYWORDS = re.compile(r"\b(?:while|for|lambda|import|class|yield|await|async|global|nonlocal|with|del|exec|eval)\b")
 SAFE_BUILTINS = ("frozenset", "len", "set", "type", "Exception", "LookupError")
 
@@ -157,6 +167,12 @@ def validate(source: str) -> CodeType:
             if at % 2 == 0 and raw[at + 1] not in _BINARY_ARGS:
                 raise UnsafeCodeError("generated code uses an operator the compiler never emits")
             at = raw.find(_BINARY_OP, at + 1)
+        if _INTRINSIC_1 is not None:
+            at = raw.find(_INTRINSIC_1)
+            while at >= 0:
+                if at % 2 == 0 and raw[at + 1] not in _INTRINSIC_ARGS:
+                    raise UnsafeCodeError("generated code uses an intrinsic the compiler never emits")
+                at = raw.find(_INTRINSIC_1, at + 1)
     return code
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from policy_lang import nodes as n
+from policy_lang.convert import ConversionError, converter
 from policy_lang.errors import Diagnostic
 from policy_lang.schema import (
     BOOL,
@@ -171,6 +172,10 @@ class Typer:
             raise self.error("unknown_function", f"unknown function `{e.name}`", e, did_you_mean(e.name, CONSTRUCTORS))
         if len(e.args) != 1 or not (isinstance(e.args[0], n.Lit) and e.args[0].kind == "string"):
             raise self.error("type_error", f"`{e.name}(...)` takes one string literal", e)
+        try:
+            converter(CONSTRUCTORS[e.name])(e.args[0].value)
+        except ConversionError as exc:
+            raise self.error("invalid_literal", exc.message, e.args[0]) from None
         return CONSTRUCTORS[e.name]
 
     def _setlit(self, e: n.SetLit, facts: frozenset[Path]) -> Type:
@@ -253,6 +258,8 @@ class Typer:
                 raise self.error("type_error", f"`{e.name}` takes {arity} argument(s)", e)
             if e.name == "contains" and elem is not None and args[0] != elem:
                 raise self.error("type_error", f"`contains` needs {elem}, found {args[0]}", e.args[0])
+            if e.name == "contains" and elem is None and isinstance(args[0], (Record, MapOf, EntityType)):
+                raise self.error("type_error", f"a set cannot hold {args[0]}", e.args[0])
             if e.name in ("contains_any", "contains_all") and not compatible(base, args[0]):
                 raise self.error("type_error", f"`{e.name}` needs {base}, found {args[0]}", e.args[0])
             return INT if e.name == "size" else BOOL
@@ -338,7 +345,8 @@ class Typer:
             if right.element != left:
                 raise self.error("type_error", f"cannot look for {left} in {right}", e)
         elif right == EMPTY_SET:
-            pass
+            if isinstance(left, (Record, MapOf, EntityType)):
+                raise self.error("type_error", f"cannot look for {left} in a set", e.left)
         elif right == IP:
             if left != IP:
                 raise self.error("type_error", f"only an ip can be in a network, found {left}", e.left)

@@ -23,7 +23,7 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
     k = Constants()
     lines: list[str] = []
     names: dict[str, str] = {}
-    missing, dict_t = k.ref(_MISSING), k.ref(dict)
+    missing, dict_t, str_t = k.ref(_MISSING), k.ref(dict), k.ref(str)
     for number, (name, (record, full)) in enumerate(sorted(records.items())):
         fn = f"v{number}"
         names[name] = fn
@@ -43,7 +43,18 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
                 convert = f"{k.ref(ranks)}[x]"  # a KeyError for a non-member sends the caller to the slow path
             else:
                 convert = f"{k.ref(converter(f.type))}(x)"
-            if required:
+            if isinstance(f.type, EnumType):
+                # Only an exact `str` is a member name (a str subclass such as a StrEnum is not, for
+                # the slow path either): anything else goes to the slow path.
+                ind = "    " if required else "        "
+                converted += [
+                    f"    x = a[{key}]" if required else f"    x = a.get({key}, {missing})",
+                    *([] if required else [f"    if x is not {missing}:"]),
+                    f"{ind}if type(x) is not {str_t}:",
+                    f"{ind}    raise LookupError",
+                    f"{ind}out[{key}] = {convert}",
+                ]
+            elif required:
                 if simple:
                     lines += [
                         f"    x = a[{key}]",  # a KeyError when missing

@@ -80,7 +80,7 @@ class PolicyStore:
                     return False
                 engine = Engine.from_sources(sources)
                 engine.policy.warm()  # generate all code here, off the request path
-            except (PolicyError, OSError, ValueError) as exc:
+            except Exception as exc:  # whatever failed (compile, warm), the last good policy keeps serving
                 self.reload_errors += 1
                 self.last_error = exc.render() if isinstance(exc, PolicyError) else str(exc)
                 log.error("policy reload failed; still serving %s:\n%s", self.revision or "nothing", self.last_error)
