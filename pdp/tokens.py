@@ -546,7 +546,11 @@ class VerifiedPrincipal:
     `attributes` hold the mapped claims in their JSON form (the form `Engine.decide` accepts),
     already checked against the schema types; `claims` is the whole verified payload. Both are
     read-only views and may be shared between calls (the verifier caches them): copy before
-    changing anything nested (`merge_principal` does)."""
+    changing anything nested (`merge_principal` does).
+
+    `claim_attributes` names every attribute the verifier's claim map can fill (its targets),
+    whether or not this token carries the claim: `merge_principal` takes these from the token
+    only."""
 
     type: str
     id: str
@@ -555,16 +559,20 @@ class VerifiedPrincipal:
     expires_at: float | None
     key_id: str | None = None
     algorithm: str = ""
+    claim_attributes: frozenset[str] = frozenset()
 
 
 def merge_principal(request_principal: Mapping[str, Any] | None, verified: VerifiedPrincipal) -> dict[str, Any]:
     """The request's principal with the token's identity and attributes laid over it.
 
     The token wins: its claims are signed by the issuer, while the rest of the request is only
-    the caller's word. A caller must not be able to turn itself into an administrator by sending
-    `roles` next to a token that says otherwise. Attributes the token does not carry are taken
-    from the request (e.g. facts the caller looked up), and `parents` pass through; the engine
-    then lets entity data files override both.
+    the caller's word. Every attribute the claim map can fill (`verified.claim_attributes`, and
+    every attribute the token set) comes from the token only: a caller value for it is dropped
+    even when the token lacks the claim, so a caller cannot add `roles` or `suspended: false`
+    that the issuer did not sign (an absent claim stays absent, and an attribute the schema
+    requires then fails closed in the engine). Caller attributes outside the claim map (e.g.
+    facts the caller looked up) and `parents` pass through; the engine then lets entity data
+    files override both.
 
     A request principal whose `type` or `id` differs from the token's is refused (TokenError):
     attributes stated about one user must not be merged into another's identity.
@@ -586,7 +594,9 @@ def merge_principal(request_principal: Mapping[str, Any] | None, verified: Verif
         raise TokenError("request principal attributes are not an object")
     base["type"] = verified.type
     base["id"] = verified.id
-    base["attributes"] = {**copy.deepcopy(dict(given)), **copy.deepcopy(dict(verified.attributes))}
+    governed = verified.claim_attributes | verified.attributes.keys()
+    kept = {name: value for name, value in given.items() if name not in governed}
+    base["attributes"] = {**copy.deepcopy(kept), **copy.deepcopy(dict(verified.attributes))}
     return base
 
 
@@ -608,6 +618,7 @@ def bearer_token(authorization: str | None) -> str:
 class _Mapping:
     principal_type: str
     claims: tuple[tuple[str, str, Converter], ...]  # claim, attribute, converter
+    attributes: frozenset[str] = frozenset()  # every attribute the claims can fill: token-only
 
 
 @dataclass(frozen=True, slots=True)
@@ -647,7 +658,7 @@ def _resolve_mapping(config: TokenConfig, schema: Schema) -> _Mapping:
             problems.append(f"claim_map: attribute `{attr}` has type {field.type}, which no claim can carry")
     if problems:
         raise TokenConfigError(problems)
-    return _Mapping(ptype, tuple(out))
+    return _Mapping(ptype, tuple(out), frozenset(attr for _, attr, _ in out))
 
 
 def _shown(value: str) -> str:
@@ -941,5 +952,6 @@ class TokenVerifier:
             expires_at=exp,
             key_id=key.kid,
             algorithm=alg,
+            claim_attributes=mapping.attributes,
         )
         return principal, iat

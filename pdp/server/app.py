@@ -31,7 +31,7 @@ from pdp.server.policy_store import PolicyStore, Snapshot
 from pdp.server.recorder import build_recorder
 from pdp.server.service import DecisionService, TokenVerifierLike
 from pdp.server.servicer import AuthorizationServicer
-from pdp.tokens import TokenConfig, TokenConfigError, TokenVerifier
+from pdp.tokens import TokenConfig, TokenConfigError, TokenError, TokenVerifier
 from pdp.v1 import authorization_pb2, authorization_pb2_grpc
 
 log = logging.getLogger("pdp.server")
@@ -57,14 +57,85 @@ def token_config(settings: Settings) -> TokenConfig | None:
     return TokenConfig.from_dict(data, where="jwt")
 
 
+class _KeysUnavailable:
+    """Stands in for a verifier that could not be built for a policy revision (a broken key
+    file, a claim map that does not fit the new schema): every token is refused, so requests
+    that need one are denied with a clear reason instead of raising. `reload()` (SIGHUP, a key
+    file change) tries again and, once it succeeds, verifies with the real verifier."""
+
+    REASON = "token keys unavailable"
+
+    def __init__(self, config: TokenConfig, snapshot: Snapshot):
+        self._config = config
+        self._snapshot = snapshot
+        self._inner: TokenVerifier | None = None
+
+    def verify(self, token: str) -> Any:
+        inner = self._inner
+        if inner is None:
+            raise TokenError(self.REASON)
+        return inner.verify(token)
+
+    def reload(self) -> None:
+        if self._inner is None:
+            self._inner = TokenVerifier(self._config, self._snapshot.engine.schema)
+        else:
+            self._inner.reload()
+
+
 def _verifier_factory(config: TokenConfig | None) -> Callable[[Snapshot], TokenVerifierLike] | None:
     if config is None:
         return None
 
     def build(snapshot: Snapshot) -> TokenVerifierLike:
-        return TokenVerifier(config, snapshot.engine.schema)
+        try:
+            return TokenVerifier(config, snapshot.engine.schema)
+        except Exception as exc:  # fail closed: refuse tokens, keep serving
+            log.error("revision %s: bearer tokens are refused until this is fixed: %s", snapshot.revision, exc)
+            return _KeysUnavailable(config, snapshot)
 
     return build
+
+
+def reload_token_keys(service: DecisionService) -> bool:
+    """Re-read the verifier's key files (key rotation). Runs off the event loop. On any problem
+    logs it and keeps the keys the verifier had. True when the keys were reloaded."""
+    verifier = service._verifier  # noqa: SLF001 - wired here, at the composition root
+    reload = getattr(verifier, "reload", None)
+    if reload is None:
+        return False
+    try:
+        reload()
+    except Exception as exc:
+        log.error("token keys not reloaded, the old ones stay in use: %s", exc)
+        return False
+    log.info("token keys reloaded")
+    return True
+
+
+def _key_mtimes(config: TokenConfig | None) -> tuple[tuple[int, int] | None, ...]:
+    if config is None:
+        return ()
+    out: list[tuple[int, int] | None] = []
+    for path in config.key_files:
+        try:
+            st = Path(path).stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+async def _watch_keys(service: DecisionService, config: TokenConfig | None, interval: float) -> None:
+    """Reload the token keys when a key file changes (polled like the policy files)."""
+    loop = asyncio.get_running_loop()
+    seen = await loop.run_in_executor(None, _key_mtimes, config)
+    while True:
+        await asyncio.sleep(interval)
+        now = await loop.run_in_executor(None, _key_mtimes, config)
+        if now != seen:
+            seen = now
+            await loop.run_in_executor(None, reload_token_keys, service)
 
 
 def _credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -81,18 +152,22 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
     metrics = Metrics()
     cache: DecisionCache[Decision] = DecisionCache(settings.cache_size, settings.cache_ttl)
     store = PolicyStore(settings.policy_dir)
+    tokens = token_config(settings)
     service = DecisionService(
         store,
         cache=cache,
         metrics=metrics,
-        verifier_factory=_verifier_factory(token_config(settings)),
+        verifier_factory=_verifier_factory(tokens),
         token_required=bool(settings.jwt_keys),
     )
     recorder = build_recorder(settings, worker)
     health_servicer = health.aio.HealthServicer()
 
     def on_swap(snapshot: Snapshot) -> None:  # runs in the reload thread
-        service.on_swap(snapshot)
+        try:
+            service.on_swap(snapshot)
+        except Exception:  # the new revision is in place: keep serving it (tokens fail closed)
+            log.exception("revision %s: swap-in step failed; serving it anyway", snapshot.revision)
         servicer.responses.clear()
         for name in ("", SERVICE_NAME):
             asyncio.run_coroutine_threadsafe(health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING), loop)
@@ -136,12 +211,24 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, store.request_reload)
+
+    def on_sighup() -> None:
+        store.request_reload()
+        loop.run_in_executor(None, reload_token_keys, service)  # key rotation, off the loop
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    key_watch = (
+        loop.create_task(_watch_keys(service, tokens, settings.reload_interval))
+        if tokens is not None and settings.reload_interval > 0
+        else None
+    )
     state = f"revision {store.revision}" if store.current else f"no policy ({store.last_error.splitlines()[0]})"
     print(f"pdp: worker {worker} serving {state} on {settings.host}:{port}", file=sys.stderr, flush=True)
 
     await stop.wait()
     print(f"pdp: worker {worker} stopping", file=sys.stderr, flush=True)
+    if key_watch is not None:
+        key_watch.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.grace_seconds)
     http_endpoint.close()

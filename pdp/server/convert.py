@@ -29,6 +29,7 @@ class Limits:
     max_depth: int = 16
     max_string: int = 8192
     max_batch: int = 100
+    max_items: int = 10_000  # keys and values in one checked value, all levels together
 
 
 def _decode_map(raw: bytes | str, field: str, limits: Limits, *, as_json: bool) -> dict[str, Any]:
@@ -48,21 +49,26 @@ def _decode_map(raw: bytes | str, field: str, limits: Limits, *, as_json: bool) 
 
 
 def check_limits(value: Any, field: str, limits: Limits) -> None:
-    """Nesting depth and string length, iteratively (no recursion for a hostile depth).
+    """Nesting depth, string length and the number of keys and values, iteratively (no
+    recursion for a hostile depth).
 
     The walk that passes builds no paths; only a value over a limit is walked again to name
-    the field at fault.
+    the field at fault. Too many values is reported for the whole field.
     """
-    if not _within(value, limits.max_depth, limits.max_string):
+    if not _within(value, limits.max_depth, limits.max_string, limits.max_items, field):
         _name_the_violation(value, field, limits)
 
 
-def _within(value: Any, max_depth: int, max_string: int) -> bool:
+def _within(value: Any, max_depth: int, max_string: int, max_items: int, field: str) -> bool:
     stack: list[tuple[Any, int]] = [(value, 0)]
+    count = 0
     while stack:
         item, depth = stack.pop()
         if depth > max_depth:
             return False
+        count += len(item)
+        if count > max_items:
+            raise BadRequest(field, f"too many values (more than {max_items})")
         items = item.items() if type(item) is dict else enumerate(item)
         for k, v in items:
             if type(k) is str and len(k) > max_string:

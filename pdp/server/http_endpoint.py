@@ -66,6 +66,9 @@ EVALUATIONS = "/access/v1/evaluations"
 WELL_KNOWN = "/.well-known/authzen-configuration"
 CHECK_PREFIX = "/check"  # Envoy http_service `path_prefix`, stripped in own-path mode
 _TUPLE = ("subject", "action", "resource", "context")
+# An evaluations request costs about (body size) x (evaluations): each one is decided (and
+# logged) with the shared parts. Above this the request is refused with 400.
+MAX_BATCH_WORK = 8 << 20
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 
 _SINGLE = ("authorization", "x-original-uri", "x-original-method", "x-forwarded-uri", "x-forwarded-method",
@@ -204,8 +207,8 @@ def original_request(request: Request, peer: IPAddress | None, trusted: tuple[IP
         raise Malformed("the original method is not an HTTP method")
     if not target.startswith("/"):
         raise Malformed("the original target is not a path")
-    if "x-forwarded-host" in headers:
-        headers["host"] = headers["x-forwarded-host"]
+    if "x-forwarded-host" in headers and peer is not None and _is_trusted(peer, trusted):
+        headers["host"] = headers["x-forwarded-host"]  # believed only from a trusted proxy
     return HttpRequest(method.upper(), target, headers, client_address(peer, request, trusted))
 
 
@@ -523,7 +526,7 @@ class HttpEndpoint:
         decision = Decision(False, errors=(DecisionError(message, field="http"),), revision=store.revision)
         if self.service.metrics is not None:
             self.service.metrics.observe(False, True, 0.0)
-        shown = {"http": {"method": request.method, "target": request.target}}
+        shown = {"http": {"method": request.method, "target": request.target.split("?", 1)[0]}}  # no query values
         return Outcome(decision, self.service.ids.next(), False, False, 0, shown, 0.0)
 
     def _health(self, request: Request) -> Response:
@@ -567,19 +570,34 @@ class HttpEndpoint:
         except BadRequest as exc:
             raise ApiError(400, str(exc)) from None
         token = bearer(request.headers())
+        shared = self._key_parts(body)  # the shared 4-tuple serialised once for every cache key
         if request.path == EVALUATION or "evaluations" not in body:
             engine_request = authzen_request(body, "", token=token)
-            outcome = await self._decide(engine_request, token)
+            outcome = await self._decide(engine_request, token, shared)
             return 200, [_JSON], json.dumps(authzen_result(outcome), default=str).encode()
-        return 200, [_JSON], json.dumps(await self._evaluations(body, token), default=str).encode()
+        result = await self._evaluations(body, token, len(request.body), shared)
+        return 200, [_JSON], json.dumps(result, default=str).encode()
 
-    async def _evaluations(self, body: dict[str, Any], token: str) -> dict[str, Any]:
+    def _key_parts(self, item: dict[str, Any]) -> dict[str, str] | None:
+        """Each part of an AuthZEN 4-tuple as cache-key text (None: the cache is off). The engine
+        request is a function of the 4-tuple and the token, so the two make an exact key."""
+        if not self.service.cache.enabled:
+            return None
+        return {key: _key_text(item.get(key)) for key in _TUPLE}
+
+    async def _evaluations(
+        self, body: dict[str, Any], token: str, body_bytes: int, shared: dict[str, str] | None
+    ) -> dict[str, Any]:
         items = body["evaluations"]
         if not isinstance(items, list):
             raise ApiError(400, "evaluations: must be an array")
         if len(items) > self.value_limits.max_batch:
             limit = self.value_limits.max_batch
             raise ApiError(400, f"evaluations: {len(items)} items is more than the limit of {limit}")
+        if body_bytes * max(len(items), 1) > MAX_BATCH_WORK:
+            raise ApiError(
+                400, f"evaluations: {len(items)} items of a {body_bytes}-byte body is too much work for one request"
+            )
         options = body.get("options", {})
         if not isinstance(options, dict):
             raise ApiError(400, "options: must be an object")
@@ -587,16 +605,19 @@ class HttpEndpoint:
         if semantic not in SEMANTICS:
             raise ApiError(400, f"options.evaluations_semantic: must be one of {', '.join(SEMANTICS)}")
         if not items:  # no evaluations: the single evaluation of the top-level 4-tuple
-            return authzen_result(await self._decide(authzen_request(body, "", token=token), token))
+            return authzen_result(await self._decide(authzen_request(body, "", token=token), token, shared))
         requests = []
         for i, item in enumerate(items):  # all of them checked before any is decided
             if not isinstance(item, dict):
                 raise ApiError(400, f"evaluations[{i}]: must be an object")
             merged = {key: item[key] if key in item else body.get(key) for key in _TUPLE}
-            requests.append(authzen_request(merged, f"evaluations[{i}].", token=token))
+            parts = None
+            if shared is not None:
+                parts = {key: _key_text(item[key]) if key in item else shared[key] for key in _TUPLE}
+            requests.append((authzen_request(merged, f"evaluations[{i}].", token=token), parts))
         results = []
-        for engine_request in requests:
-            result = authzen_result(await self._decide(engine_request, token))
+        for engine_request, parts in requests:
+            result = authzen_result(await self._decide(engine_request, token, parts))
             results.append(result)
             if (semantic == "deny_on_first_deny" and not result["decision"]) or (
                 semantic == "permit_on_first_permit" and result["decision"]
@@ -604,10 +625,10 @@ class HttpEndpoint:
                 break
         return {"evaluations": results}
 
-    async def _decide(self, engine_request: dict[str, Any], token: str) -> Outcome:
+    async def _decide(self, engine_request: dict[str, Any], token: str, parts: dict[str, str] | None) -> Outcome:
         key = None
-        if self.service.cache.enabled:
-            key = ("authzen", json.dumps(engine_request, sort_keys=True, separators=(",", ":"), default=str), token)
+        if parts is not None and self.service.cache.enabled:
+            key = ("authzen", tuple(parts[k] for k in _TUPLE), token)
         try:
             outcome = self.service.decide(engine_request, token=token, cache_key=key)
         except TokenError as exc:  # the subject is not the token's (raised past the service)
@@ -617,6 +638,10 @@ class HttpEndpoint:
         if outcome.unauthenticated:
             raise _unauthenticated(outcome)
         return outcome
+
+
+def _key_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def _endpoint(path: str) -> str:

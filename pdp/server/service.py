@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable, Hashable
@@ -45,6 +46,13 @@ _NO_POLICY = "no policy is loaded; every request is denied until one compiles"
 def _shown(http: HttpRequest) -> dict[str, str]:
     # The query string may carry values a route maps onto sensitive attributes: keep it out of logs.
     return {"method": http.method, "path": http.target.split("?", 1)[0].split("#", 1)[0]}
+
+
+class _TokensUnavailable:
+    def verify(self, token: str) -> Any:
+        from pdp.tokens import TokenError
+
+        raise TokenError("token keys unavailable")
 
 
 class DecisionIds:
@@ -259,7 +267,11 @@ class DecisionService:
 
     def _verifier_for(self, snapshot: Snapshot) -> TokenVerifierLike | None:
         if self._verifier_factory is not None and self._verifier_revision != snapshot.revision:
-            self._verifier = self._verifier_factory(snapshot)
+            try:
+                self._verifier = self._verifier_factory(snapshot)
+            except Exception:  # unusable keys: refuse every token (never fall back to no checking)
+                logging.getLogger("pdp.server").exception("token verifier for revision %s failed", snapshot.revision)
+                self._verifier = _TokensUnavailable()
             self._verifier_revision = snapshot.revision
         return self._verifier
 
