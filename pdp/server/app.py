@@ -173,7 +173,12 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
             asyncio.run_coroutine_threadsafe(health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING), loop)
 
     store._on_swap = on_swap  # noqa: SLF001 - wired here, at the composition root
-    limits = Limits(max_depth=settings.max_depth, max_string=settings.max_string, max_batch=settings.max_batch)
+    limits = Limits(
+        max_depth=settings.max_depth,
+        max_string=settings.max_string,
+        max_batch=settings.max_batch,
+        max_message=settings.max_message_bytes,
+    )
     servicer = AuthorizationServicer(service, recorder, limits)
     metrics.watch(
         queue_depth=recorder.queue_depth,
@@ -184,7 +189,9 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
 
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            # gRPC itself refuses (RESOURCE_EXHAUSTED) only far beyond the limit, to bound memory;
+            # up to there the servicer answers INVALID_ARGUMENT with the sizes.
+            ("grpc.max_receive_message_length", 2 * settings.max_message_bytes + 65536),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 1),
         ]

@@ -30,6 +30,7 @@ class Limits:
     max_string: int = 8192
     max_batch: int = 100
     max_items: int = 10_000  # keys and values in one checked value, all levels together
+    max_message: int = 4 * 1024 * 1024  # bytes of one request message
 
 
 def _decode_map(raw: bytes | str, field: str, limits: Limits, *, as_json: bool) -> dict[str, Any]:

@@ -34,7 +34,16 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
         self.limits = limits
         self.responses = ResponseBuilder()
 
+    async def _check_size(self, request: Any, context: grpc.aio.ServicerContext) -> None:
+        size = request.ByteSize()
+        if size > self.limits.max_message:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"request of {size} bytes is larger than the limit of {self.limits.max_message}",
+            )
+
     async def Authorize(self, request: pb.AuthorizeRequest, context: grpc.aio.ServicerContext) -> pb.AuthorizeResponse:
+        await self._check_size(request, context)
         try:
             engine_request = convert.request(request, self.limits)
         except BadRequest as exc:
@@ -44,6 +53,7 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
     async def AuthorizeBatch(
         self, request: pb.AuthorizeBatchRequest, context: grpc.aio.ServicerContext
     ) -> pb.AuthorizeBatchResponse:
+        await self._check_size(request, context)
         size = sum(len(item.actions) for item in request.items) + len(request.requests)
         if size > self.limits.max_batch:
             await context.abort(

@@ -128,6 +128,12 @@ def test_message_size_limit(start_server: object) -> None:
     msg.context_json = json.dumps({"ip": "10.0.0.1", "pad": "y" * 4000})
     with pytest.raises(grpc.RpcError) as err:
         server.stub().Authorize(msg)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details().endswith("bytes is larger than the limit of 2048")
+    huge = authorize_request()
+    huge.context_json = json.dumps({"ip": "10.0.0.1", "pad": "y" * 100_000})
+    with pytest.raises(grpc.RpcError) as err:  # far beyond: gRPC refuses before reading it all
+        server.stub().Authorize(huge)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
