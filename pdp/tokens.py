@@ -596,8 +596,18 @@ def merge_principal(request_principal: Mapping[str, Any] | None, verified: Verif
     base["id"] = verified.id
     governed = verified.claim_attributes | verified.attributes.keys()
     kept = {name: value for name, value in given.items() if name not in governed}
-    base["attributes"] = {**copy.deepcopy(kept), **copy.deepcopy(dict(verified.attributes))}
+    # The verified principal is cached across calls: what we hand out must not alias it.
+    base["attributes"] = {**kept, **{k: _copy_json(v) for k, v in verified.attributes.items()}}
     return base
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of a JSON value (claims are JSON): several times faster than copy.deepcopy."""
+    if type(value) is dict:
+        return {k: _copy_json(v) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy_json(v) for v in value]
+    return value
 
 
 def bearer_token(authorization: str | None) -> str:

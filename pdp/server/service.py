@@ -194,15 +194,16 @@ class DecisionService:
                 "http", http.method, http.target, http.source_ip, http.source_principal,
                 tuple(http.headers.get(name) for name in headers),
             )  # fmt: skip
-            token = bearer(http.headers)
-            verified = self._verify(token, {}, snapshot)
-            if isinstance(verified, Decision):
-                return self._finish(started, verified, {}, False, True, 0)
             hit = self.cache.get((snapshot.revision, key))
             if hit is not None:
+                # The token is part of the key, but it may have expired since: check it again
+                # (the verifier keeps recent tokens, so this costs no signature check).
+                checked = self._check_token(bearer(http.headers), snapshot)
+                if isinstance(checked, Decision):
+                    return self._finish(started, checked, {}, False, True, 0)
                 if self.metrics is not None:
                     self.metrics.cache_hits.inc()
-                return self._finish(started, hit, {"http": _shown(http)}, True, False, self._ttl_ms(hit, verified[1]))
+                return self._finish(started, hit, {"http": _shown(http)}, True, False, self._ttl_ms(hit, checked))
         try:
             mapped = map_request(table, http, time.time())
         except MappingError as exc:
@@ -243,6 +244,18 @@ class DecisionService:
             self._header_names = tuple(sorted(names))
             self._headers_for = table
         return self._header_names
+
+    def _check_token(self, token: str, snapshot: Snapshot) -> Decision | float | None:
+        """Verify a token without building a principal: a denial, or when the token expires."""
+        from pdp.tokens import TokenError
+
+        verifier = self._verifier_for(snapshot)
+        if verifier is None or not token:
+            return self._verify(token, {}, snapshot)  # type: ignore[return-value]
+        try:
+            return getattr(verifier.verify(token), "expires_at", None)
+        except TokenError as exc:
+            return Decision(False, errors=(DecisionError(str(exc), field="bearer_token"),), revision=snapshot.revision)
 
     def _verify(
         self, token: str, request: dict[str, Any], snapshot: Snapshot
