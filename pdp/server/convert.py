@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import msgpack
@@ -34,6 +35,26 @@ class Limits:
 
 
 def _decode_map(raw: bytes | str, field: str, limits: Limits, *, as_json: bool) -> dict[str, Any]:
+    """Decode and check one attribute map. The same principal and context come back call after
+    call, byte for byte, so good answers are kept by their bytes (nothing downstream writes to a
+    request's maps); a bad one is decoded again to name its field."""
+    if len(raw) <= _CACHEABLE:
+        try:
+            return _decoded(raw, limits, as_json)
+        except BadRequest:
+            pass
+    return _decode_uncached(raw, field, limits, as_json=as_json)
+
+
+_CACHEABLE = 4096  # bytes; larger maps are decoded each time
+
+
+@lru_cache(maxsize=4096)
+def _decoded(raw: bytes | str, limits: Limits, as_json: bool) -> dict[str, Any]:
+    return _decode_uncached(raw, "", limits, as_json=as_json)
+
+
+def _decode_uncached(raw: bytes | str, field: str, limits: Limits, *, as_json: bool) -> dict[str, Any]:
     try:
         if as_json:
             value = json.loads(raw)
