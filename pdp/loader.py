@@ -20,7 +20,8 @@ from policy_lang.compiler import CompiledPolicy, compile_policy
 from policy_lang.errors import Diagnostic, PolicyError
 from policy_lang.nodes import PolicyFile
 from policy_lang.parser import parse
-from policy_lang.spans import Source
+from policy_lang.sandbox import UnsafeCodeError
+from policy_lang.spans import Source, Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,11 @@ def _compile_sources(sources: PolicySources) -> tuple[CompiledPolicy, EntityStor
         data_files: Sequence[DataFile] = [read_data_file(name, text) for name, text in sources.data]
         checked = check(files, constant_values=constants_of(data_files), sources=texts)
         store = build_store(data_files, checked.schema)
-        return compile_policy(checked, sources.revision), store
+        try:
+            return compile_policy(checked, sources.revision), store
+        except UnsafeCodeError as exc:  # the compiler made code its own gate refuses: our bug, reported
+            first = files[0].span if files else Span("<policy>", 1, 1, 1, 2)
+            raise PolicyError([Diagnostic("internal_error", f"code generation failed: {exc}", first)]) from None
     except PolicyError as exc:
         exc.sources.update({k: v for k, v in texts.items() if k not in exc.sources})
         raise

@@ -80,3 +80,16 @@ def test_a_route_that_reads_the_clock_is_never_cached(tmp_path: Path) -> None:
     http = HttpRequest("GET", "/docs/d1", {}, "10.0.0.1")
     first, second = service.decide_http(http), service.decide_http(http)
     assert first.cache_ttl_ms == 0 and not second.cached
+
+
+def test_code_the_gate_refuses_while_loading_is_a_reported_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from policy_lang import compiler
+    from policy_lang.sandbox import UnsafeCodeError
+
+    def refuse(source: str, constants: Any, extra: Any) -> Any:
+        raise UnsafeCodeError("generated code names `os`")
+
+    monkeypatch.setattr(compiler, "run", refuse)
+    with pytest.raises(PolicyError) as err:
+        Engine.from_source(SCHEMA + "permit all;")
+    assert [d.code for d in err.value.diagnostics] == ["internal_error"]
