@@ -102,8 +102,6 @@ class ExprCompiler:
         self.constant_value = constant_value
         self.trace = trace
         self.node_ids = node_ids if node_ids is not None else {}
-        self.uses_roles = False
-        self.uses_now = False
 
     def node_no(self, e: n.Expr) -> int:
         return self.node_ids.setdefault(id(e), len(self.node_ids))
@@ -150,7 +148,6 @@ class ExprCompiler:
 
     def _var(self, e: n.Var) -> str:
         if e.name == "now":
-            self.uses_now = True
             return "X.now"
         return {"principal": "P", "resource": "R", "context": "C"}[e.name]
 
@@ -249,7 +246,6 @@ class ExprCompiler:
         right_t = self.type_of(e.right)
         left = self.expr(e.left)
         if right_t == ROLE:
-            self.uses_roles = True
             return f"({self.expr(e.right)} in RL)"
         if isinstance(right_t, EntityRefType):
             target = self.expr(e.right)

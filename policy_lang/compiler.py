@@ -234,7 +234,7 @@ class _Compiler:
         def build(bucket: Bucket) -> tuple[Callable[..., Any], dict[int, Callable[..., Any]], str]:
             with self._codegen_lock:  # emit_bucket writes to self.k and self.lines
                 self.k, self.lines = Constants(), []
-                _, _, outputs, _, _, _ = self.emit_bucket(number, key, rules, role_fns)
+                outputs = self.emit_bucket(number, bucket, rules, role_fns)
                 source, constants = "\n".join(self.lines) + "\n", self.k.values
             namespace = run(source, constants, role_globals)
             return namespace[f"b{number}"], {i: namespace[name] for i, name in outputs.items()}, source
@@ -291,16 +291,14 @@ class _Compiler:
 
     # ---- buckets -----------------------------------------------------------------
     def emit_bucket(
-        self, number: int, key: BucketKey, rules: list[CheckedRule], role_fns: dict[tuple[str, str], str]
-    ) -> tuple[BucketKey, tuple[CompiledRule, ...], dict[int, str], bool, bool, frozenset[str]]:
-        ptype, rtype, action = key
+        self, number: int, bucket: Bucket, rules: list[CheckedRule], role_fns: dict[tuple[str, str], str]
+    ) -> dict[int, str]:
+        """The leaf's function into self.lines; returns rule index -> name of its output function."""
+        ptype, rtype, _ = bucket.key
         # RL is closed under inheritance, so it meets the declaring roles whenever any held role confers them.
-        grants = self.checked.grants.get((rtype, action), frozenset())
+        grants = bucket.grants
         body: list[str] = []
-        compiled: list[CompiledRule] = []
         outputs: dict[int, str] = {}
-        uses_now = False
-        uses_roles = bool(grants) and (ptype, rtype) in role_fns
         permits_started = False
         for i, rule in enumerate(rules):
             r = rule.rule
@@ -318,12 +316,9 @@ class _Compiler:
                 "    except Exception as e:",
                 f"        E.append(({i}, e))",
             ]
-            uses_now |= ec.uses_now
-            uses_roles |= ec.uses_roles or bool(r.roles)
             out_name = self.emit_outputs(number, i, r, ec)
             if out_name:
                 outputs[i] = out_name
-            compiled.append(self.rule_facts(rule)[0])
         if not permits_started:
             body += ["    if F or E:", "        return F, 0, E, None", "    M = 0"]
         grant_code = "None"
@@ -331,11 +326,11 @@ class _Compiler:
             grant_code = f"(RL & {self.k.ref(grants)})"
         body.append(f"    return F, M, E, {grant_code}")
         head = [f"def b{number}(P, R, C, X):", "    F = 0", "    E = []"]
-        if uses_roles:
+        if bucket.uses_roles:  # planned from the rules (rule_facts): role scopes, `in role`, grants
             fn = role_fns.get((ptype, rtype))
             head.append(f"    RL = {fn}(P, R, C, X)" if fn else f"    RL = {self.k.ref(frozenset())}")
         self.lines += head + body
-        return key, tuple(compiled), outputs, uses_now, uses_roles, grants
+        return outputs
 
     def condition(self, rule: n.Rule, ec: ExprCompiler) -> str:
         parts = []

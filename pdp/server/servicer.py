@@ -12,6 +12,7 @@ from pdp.server.convert import BadRequest, Limits, ResponseBuilder
 from pdp.server.service import DecisionService, Outcome
 from pdp.v1 import authorization_pb2 as pb
 from pdp.v1 import authorization_pb2_grpc as pb_grpc
+from policy_lang.values import format_datetime
 
 log = logging.getLogger("pdp.server")
 
@@ -20,11 +21,6 @@ class Recorder(Protocol):
     """Where decisions go after they are made (the decision log); must not block the loop."""
 
     async def record(self, outcome: Outcome, source: str) -> None: ...
-
-
-class NullRecorder:
-    async def record(self, outcome: Outcome, source: str) -> None:
-        return None
 
 
 class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
@@ -108,9 +104,9 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
         return pb.StatusResponse(
             revision=store.revision,
             policy_dir=str(store.directory),
-            loaded_at=_rfc3339(current.loaded_at) if current else "",
+            loaded_at=format_datetime(current.loaded_at) if current else "",
             last_reload_error=store.last_error,
-            last_reload_at=_rfc3339(store.last_reload_at) if store.last_reload_at else "",
+            last_reload_at=format_datetime(store.last_reload_at) if store.last_reload_at else "",
             reloads=store.reloads,
             reload_errors=store.reload_errors,
         )
@@ -145,37 +141,3 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
             unauthenticated=outcome.unauthenticated,
             cache_ttl_ms=outcome.cache_ttl_ms,
         )
-
-    def _batch_requests(self, request: pb.AuthorizeBatchRequest) -> list[tuple[dict[str, Any], str, Any]]:
-        out: list[tuple[dict[str, Any], str, Any]] = []
-        if request.items:
-            principal = convert.entity(request.principal, "principal", self.limits, required=not request.bearer_token)
-            ctx = convert.context(request, "", self.limits)
-            for i, item in enumerate(request.items):
-                resource = convert.entity(item.resource, f"items[{i}].resource", self.limits)
-                if not item.actions:
-                    raise BadRequest(f"items[{i}].actions", "at least one action is required")
-                for action in item.actions:
-                    engine_request: dict[str, Any] = {"action": action, "resource": resource}
-                    if principal is not None:
-                        engine_request["principal"] = principal
-                    if ctx is not None:
-                        engine_request["context"] = ctx
-                    single = pb.AuthorizeRequest(
-                        principal=request.principal, action=action, resource=item.resource,
-                        bearer_token=request.bearer_token,
-                    )  # fmt: skip
-                    if request.WhichOneof("context_encoding") == "context":
-                        single.context = request.context
-                    elif request.WhichOneof("context_encoding") == "context_json":
-                        single.context_json = request.context_json
-                    out.append((engine_request, request.bearer_token, single))
-        for i, full in enumerate(request.requests):
-            out.append((convert.request(full, self.limits, f"requests[{i}]."), full.bearer_token, full))
-        return out
-
-
-def _rfc3339(epoch: float) -> str:
-    from policy_lang.values import format_datetime
-
-    return format_datetime(epoch)
