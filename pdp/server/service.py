@@ -107,12 +107,14 @@ class DecisionService:
         started = time.perf_counter()
         snapshot = self.store.current
         if snapshot is None:
-            return self._finish(started, Decision(False, errors=(DecisionError(_NO_POLICY),)), request, False, False, 0)
+            return self._finish(
+                snapshot, started, Decision(False, errors=(DecisionError(_NO_POLICY),)), request, False, False, 0
+            )
         expires_at = None
         if token or self.token_required or force_token:
             verified = self._verify(token, request, snapshot)
             if isinstance(verified, Decision):
-                return self._finish(started, verified, request, False, True, 0)
+                return self._finish(snapshot, started, verified, request, False, True, 0)
             request, expires_at = verified
         key = None
         if cache_key is not None and self.cache.enabled:
@@ -121,11 +123,11 @@ class DecisionService:
             if self.metrics is not None:
                 (self.metrics.cache_hits if hit is not None else self.metrics.cache_misses).inc()
             if hit is not None:
-                return self._finish(started, hit, request, True, False, self._ttl_ms(hit, expires_at))
+                return self._finish(snapshot, started, hit, request, True, False, self._ttl_ms(hit, expires_at))
         decision = snapshot.engine.decide(request)
         if key is not None and not decision.time_dependent:
             self.cache.put(key, decision)
-        return self._finish(started, decision, request, False, False, self._ttl_ms(decision, expires_at))
+        return self._finish(snapshot, started, decision, request, False, False, self._ttl_ms(decision, expires_at))
 
     def decide_batch(
         self,
@@ -145,12 +147,12 @@ class DecisionService:
             base["context"] = context
         if snapshot is None:
             denial = Decision(False, errors=(DecisionError(_NO_POLICY),))
-            return [self._finish(started, denial, base, False, False, 0) for _ in items]
+            return [self._finish(snapshot, started, denial, base, False, False, 0) for _ in items]
         expires_at = None
         if token or self.token_required:
             verified = self._verify(token, base, snapshot)
             if isinstance(verified, Decision):
-                return [self._finish(started, verified, base, False, True, 0) for _ in items]
+                return [self._finish(snapshot, started, verified, base, False, True, 0) for _ in items]
             base, expires_at = verified
         results: list[Outcome | None] = [None] * len(items)
         todo = []
@@ -161,7 +163,7 @@ class DecisionService:
                 (self.metrics.cache_hits if hit is not None else self.metrics.cache_misses).inc()
             if hit is not None:
                 request = {**base, "resource": resource, "action": action}
-                results[i] = self._finish(started, hit, request, True, False, self._ttl_ms(hit, expires_at))
+                results[i] = self._finish(snapshot, started, hit, request, True, False, self._ttl_ms(hit, expires_at))
             else:
                 todo.append((i, key))
         decisions = snapshot.engine.decide_batch(
@@ -171,7 +173,9 @@ class DecisionService:
             if key is not None and not decision.time_dependent:
                 self.cache.put(key, decision)
             request = {**base, "resource": items[i][0], "action": items[i][1]}
-            results[i] = self._finish(started, decision, request, False, False, self._ttl_ms(decision, expires_at))
+            results[i] = self._finish(
+                snapshot, started, decision, request, False, False, self._ttl_ms(decision, expires_at)
+            )
         return [r for r in results if r is not None]
 
     def decide_http(self, http: HttpRequest) -> Outcome:
@@ -184,7 +188,9 @@ class DecisionService:
         started = time.perf_counter()
         snapshot = self.store.current
         if snapshot is None:
-            return self._finish(started, Decision(False, errors=(DecisionError(_NO_POLICY),)), {}, False, False, 0)
+            return self._finish(
+                snapshot, started, Decision(False, errors=(DecisionError(_NO_POLICY),)), {}, False, False, 0
+            )
         table = snapshot.engine.policy.checked.routes
         key: Hashable | None = None
         reads_clock = self._route_reads_clock(table)
@@ -200,15 +206,17 @@ class DecisionService:
                 # (the verifier keeps recent tokens, so this costs no signature check).
                 checked = self._check_token(bearer(http.headers), snapshot)
                 if isinstance(checked, Decision):
-                    return self._finish(started, checked, {}, False, True, 0)
+                    return self._finish(snapshot, started, checked, {}, False, True, 0)
                 if self.metrics is not None:
                     self.metrics.cache_hits.inc()
-                return self._finish(started, hit, {"http": _shown(http)}, True, False, self._ttl_ms(hit, checked))
+                return self._finish(
+                    snapshot, started, hit, {"http": _shown(http)}, True, False, self._ttl_ms(hit, checked)
+                )
         try:
             mapped = map_request(table, http, time.time())
         except MappingError as exc:
             denial = Decision(False, errors=(DecisionError(exc.message, field=exc.field),), revision=snapshot.revision)
-            return self._finish(started, denial, {"http": _shown(http)}, False, False, 0)
+            return self._finish(snapshot, started, denial, {"http": _shown(http)}, False, False, 0)
         outcome = self.decide(mapped.request, token=mapped.token, cache_key=key, force_token=True, looked_up=True)
         if reads_clock:  # a route put the time into the request: the answer holds for this instant only
             outcome = dataclasses.replace(outcome, cache_ttl_ms=0)
@@ -297,12 +305,18 @@ class DecisionService:
         return int(ttl * 1000)
 
     def _finish(
-        self, started: float, decision: Decision, request: dict[str, Any], cached: bool, unauthenticated: bool, ttl: int
+        self,
+        snapshot: Snapshot | None,  # the one that decided: its schema masks the log, not a newer one's
+        started: float,
+        decision: Decision,
+        request: dict[str, Any],
+        cached: bool,
+        unauthenticated: bool,
+        ttl: int,
     ) -> Outcome:
         latency_us = (time.perf_counter() - started) * 1e6
         if self.metrics is not None:
             self.metrics.observe(decision.allowed, bool(decision.errors), latency_us / 1e6)
-        snapshot = self.store.current
         if snapshot is None:
             return Outcome(decision, self.ids.next(), cached, unauthenticated, ttl, request, latency_us)
         policy = snapshot.engine.policy
