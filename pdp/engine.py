@@ -41,12 +41,13 @@ class _EntitySpec:
     """How one entity type's attributes are checked. The converters are made on first use: a
     schema of a thousand types need not build a thousand validators before deciding anything."""
 
-    __slots__ = ("fast", "fast_full", "slow", "required", "name", "_record", "_lock")
+    __slots__ = ("fast", "fast_full", "slow", "required", "name", "_record", "_lock", "_ready")
 
     def __init__(self, name: str, record: Record):
         self.name = name
         self._record = record
         self._lock = threading.Lock()
+        self._ready = False
         self.required = tuple(f.name for f in record.fields if not f.optional)
         self.fast: Converter = self._build_then("fast")  # generated; raises without detail
         self.fast_full: Converter = self._build_then("fast_full")  # also requires the required attributes
@@ -55,26 +56,15 @@ class _EntitySpec:
     def _build_then(self, which: str) -> Converter:
         def first_call(value: Any) -> Any:
             with self._lock:
-                if not isinstance(self.slow, _Built):
+                if not self._ready:
                     fast = generate({"partial": (self._record, False), "full": (self._record, True)})
                     self.fast, self.fast_full = fast["partial"], fast["full"]
-                    self.slow = _Built(record_converter(self._record, partial=True))
+                    self.slow = record_converter(self._record, partial=True)
+                    self._ready = True
             converter: Converter = getattr(self, which)
             return converter(value)
 
         return first_call
-
-
-class _Built:
-    """Marks the slow converter as made (and is it)."""
-
-    __slots__ = ("convert",)
-
-    def __init__(self, convert: Converter):
-        self.convert = convert
-
-    def __call__(self, value: Any) -> Any:
-        return self.convert(value)
 
 
 class Engine:
@@ -141,10 +131,7 @@ class Engine:
             extra: dict[str, tuple[str, ...]] | None = None
             if "parents" in principal:
                 extra = self._given_parents(None, ptype, pid, principal["parents"], "principal")
-            try:
-                C = self._context_fast(_EMPTY if context is None else context)
-            except Exception:
-                C = self._convert(self._context, _EMPTY if context is None else context, "context")
+            C = self._context_of(context)
         except _BadRequest as exc:
             shared = Decision(False, errors=(DecisionError(exc.message, field=exc.field),), revision=self._revision)
             return [shared] * len(items)
@@ -192,13 +179,7 @@ class Engine:
             extra_parents = self._given_parents(extra_parents, rtype, rid, resource["parents"], "resource")
         if action not in self.schema.actions.get(rtype, ()):
             raise _BadRequest("action", f"action `{action}` is not valid for `{rtype}`")
-        context = request.get("context")
-        if context is None:
-            context = _EMPTY
-        try:
-            C = self._context_fast(context)
-        except Exception:
-            C = self._convert(self._context, context, "context")
+        C = self._context_of(request.get("context"))
         now = request.get("now")
         if now is None:
             when = time.time()
@@ -224,6 +205,14 @@ class Engine:
         into = into or {}
         into[ref] = parents
         return into
+
+    def _context_of(self, context: Any) -> dict[str, Any]:
+        if context is None:
+            context = _EMPTY
+        try:
+            return self._context_fast(context)  # type: ignore[no-any-return]
+        except Exception:
+            return self._convert(self._context, context, "context")  # type: ignore[no-any-return]
 
     @staticmethod
     def _convert(convert: Converter, value: Any, root: str) -> Any:
