@@ -12,30 +12,7 @@ import pytest
 
 from pdp.engine import Engine
 from pdp.testing.coverage import Coverage, CoverageReport
-
-POLICY = """\
-principal entity User { team: string; admin: bool; roles: set<string>; }
-entity Doc { team: string; locked: bool; }
-context { vpn: bool; }
-actions Doc { read, write }
-
-role reader { grant read on Doc; }
-role writer extends reader { grant write on Doc; }
-roles of User from principal.roles;
-
-permit team_read
-  action read
-  resource Doc
-  when principal.team == resource.team or principal.admin;
-
-forbid locked_write
-  action write
-  when resource.locked
-  unless principal.admin;
-
-forbid off_vpn
-  unless context.vpn;
-"""
+from tests.testing.conftest import POLICY
 
 LEFT = "team_read: or-left `principal.team == resource.team`"
 RIGHT = "team_read: or-right `principal.admin`"
