@@ -25,6 +25,7 @@ from policy_lang.validators import generate
 
 _REQUEST_KEYS = frozenset({"principal", "action", "resource", "context", "now"})
 _ENTITY_KEYS = frozenset({"type", "id", "attributes", "parents"})
+_PLAIN_ENTITY_KEYS = frozenset({"type", "id", "attributes"})
 _EMPTY: dict[str, Any] = {}
 _MEMO_LIMIT = 4096
 _CONTEXT = "\0context"
@@ -88,6 +89,9 @@ class Engine:
             if key[0] in self._entities and all(name in attrs for name in self._entities[key[0]].required)
         )
         self._deny_nothing_applies = Decision(False, revision=policy.revision)
+        self._actions = schema.actions
+        self._stored = self.store.attributes
+        self._ancestors = self.store.ancestors
 
     # ---- construction ------------------------------------------------------------
     @classmethod
@@ -113,6 +117,10 @@ class Engine:
 
     # ---- deciding ----------------------------------------------------------------
     def decide(self, request: Any) -> Decision:
+        try:
+            return self._decide_plain(request)
+        except Exception:  # not the plain shape, or something to report: the full path says what
+            pass
         try:
             prepared = self.prepare(request)
             return self._run(*prepared)
@@ -157,6 +165,55 @@ class Engine:
                 message = f"internal error: {type(exc).__name__}: {exc}"
                 out.append(Decision(False, errors=(DecisionError(message),), revision=self._revision))
         return out
+
+    def _decide_plain(self, request: Any) -> Decision:
+        """The common shape in one pass: no `parents`, no request attributes merged into stored
+        entities, every value already valid. Anything else raises, and `decide` takes the full
+        path, which answers the same for what this accepts and names the field at fault otherwise."""
+        if type(request) is not dict or not request.keys() <= _REQUEST_KEYS:
+            raise LookupError
+        principal = request["principal"]
+        resource = request["resource"]
+        action = request["action"]
+        if type(principal) is not dict or type(resource) is not dict or type(action) is not str:
+            raise LookupError
+        if not principal.keys() <= _PLAIN_ENTITY_KEYS or not resource.keys() <= _PLAIN_ENTITY_KEYS:
+            raise LookupError
+        ptype = principal["type"]
+        pid = principal["id"]
+        rtype = resource["type"]
+        rid = resource["id"]
+        if type(pid) is not str or type(rid) is not str or type(ptype) is not str or type(rtype) is not str:
+            raise LookupError
+        if action not in self._actions[rtype]:
+            raise LookupError
+        entities = self._entities
+        stored = self._stored
+        P = stored.get((ptype, pid))
+        attrs = principal.get("attributes")
+        if P is None:
+            P = entities[ptype].fast_full(_EMPTY if attrs is None else attrs)
+        elif not (attrs is None or (type(attrs) is dict and not attrs)) or (ptype, pid) not in self._complete:
+            raise LookupError
+        R = stored.get((rtype, rid))
+        attrs = resource.get("attributes")
+        if R is None:
+            R = entities[rtype].fast_full(_EMPTY if attrs is None else attrs)
+        elif not (attrs is None or (type(attrs) is dict and not attrs)) or (rtype, rid) not in self._complete:
+            raise LookupError
+        context = request.get("context")
+        C = self._context_fast(_EMPTY if context is None else context)
+        now = request.get("now")
+        if now is None:
+            when = time.time()
+        elif type(now) is str:
+            when = _cached_datetime(now)
+        elif type(now) in (int, float) and math.isfinite(now):
+            when = float(now)
+        else:
+            raise LookupError
+        scope = Scope(when, pid, rid, ptype, rtype, None, self._ancestors)
+        return self._run(self._buckets.get((ptype, rtype, action)), P, R, C, scope)
 
     def prepare(self, request: Any) -> tuple[Bucket | None, dict[str, Any], dict[str, Any], dict[str, Any], Scope]:
         """Validate and convert a request; raises _BadRequest naming the field at fault."""
@@ -270,22 +327,34 @@ class Engine:
         if bucket is None:
             return self._deny_nothing_applies
         F, M, E, G = bucket.decide(P, R, C, X)  # F, M: bit masks of matching forbids, permits
-        rules = bucket.rules
+        memo = self._memo
         if F or E:
-            advice: tuple[Mapping[str, Any], ...] = ()
+            # Advice values enter the memo key raw: an expression has one static type, so equal
+            # values give equal advice, and the frozen mappings are built only on a miss.
+            raw: tuple[Any, ...] = ()
             with_advice = F & bucket.advice_mask
             if with_advice:
-                advice = tuple(a for i in _indices(with_advice) for a in self._advice(bucket, i, P, R, C, X))
+                advised = _indices(with_advice)
+                if len(advised) == 1:
+                    raw = (_outputs_or_none(bucket, advised[0], P, R, C, X),)
+                else:
+                    raw = tuple([_outputs_or_none(bucket, i, P, R, C, X) for i in advised])
             deny_key: Any = None
             if not E:
-                advice_key = tuple(tuple(a.items()) for a in advice)
-                deny_key = (bucket.key, F, -1, advice_key)
+                deny_key = (bucket.key, F, -1, raw)
                 try:
-                    memo = self._memo.get(deny_key)
-                except TypeError:  # advice holding a list: not worth a key of its own
-                    memo = deny_key = None
-                if memo is not None:
-                    return memo
+                    found = memo.get(deny_key)
+                except TypeError:  # advice holding a list or record: not worth a key of its own
+                    found = deny_key = None
+                if found is not None:
+                    return found
+            rules = bucket.rules
+            advice = tuple(
+                _frozen({"rule": rules[i].id, "name": name, "value": _json_value(v)})
+                for i, values in zip(_indices(with_advice), raw, strict=True)
+                if values is not None
+                for name, v in zip(rules[i].advice_names, values[1], strict=True)
+            )
             errors = tuple(DecisionError(_describe(exc), rules[i].id) for i, exc in E)
             decision = Decision(
                 False, tuple(rules[i].id for i in _indices(F)), (), advice, errors, self._revision, bucket.uses_now
@@ -294,27 +363,36 @@ class Engine:
                 self._remember(deny_key, decision)
             return decision
         if not M and not G:
-            nothing = self._memo.get(bucket.key)
+            nothing = memo.get(bucket.key)
             if nothing is None:  # keeps the bucket's clock dependence: a later permit may match
                 nothing = Decision(False, revision=self._revision, time_dependent=bucket.uses_now)
                 self._remember(bucket.key, nothing)
             return nothing
+        # Header values enter the key raw, for the same reason as advice; they are checked and
+        # turned into text only on a miss.
         values: tuple[Any, ...] = ()
         with_headers = M & bucket.header_mask
         if with_headers:
-            computed = []
             outputs = bucket.outputs
-            for i in _indices(with_headers):
-                try:
-                    computed.append(tuple([_header_text(v) for v in outputs[i](P, R, C, X)[0]]))
-                except Exception as exc:
-                    return Decision(False, (), (), (), (DecisionError(_describe(exc), rules[i].id),), self._revision)
-            values = tuple(computed)
-        # Decisions are immutable, so equal outcomes share one object.
-        key = (bucket.key, M, G, values)
-        memo = self._memo.get(key)
-        if memo is not None:
-            return memo
+            which = _indices(with_headers)
+            try:
+                if len(which) == 1:  # the usual case, without a comprehension's frame
+                    values = (outputs[which[0]](P, R, C, X)[0],)
+                else:
+                    values = tuple([outputs[i](P, R, C, X)[0] for i in which])
+            except Exception as exc:
+                failed = next(i for i in which if _outputs_or_none(bucket, i, P, R, C, X) is None)
+                return Decision(
+                    False, (), (), (), (DecisionError(_describe(exc), bucket.rules[failed].id),), self._revision
+                )
+        key: Any = (bucket.key, M, G, values)
+        try:
+            found = memo.get(key)
+        except TypeError:  # a header from a record or list: decide without the memo
+            found = key = None
+        if found is not None:
+            return found
+        rules = bucket.rules
         matched = _indices(M)
         reasons = [rules[i].id for i in matched]
         obligations: list[Mapping[str, Any]] = []
@@ -324,12 +402,17 @@ class Engine:
             for path in rule.masks:
                 obligations.append(_frozen({"type": "mask", "path": path}))
             if rule.header_names:
-                for name, v in zip(rule.header_names, next(header_values), strict=True):
-                    obligations.append(_frozen({"type": "header", "name": name, "value": v}))
+                try:
+                    texts = [_header_text(v) for v in next(header_values)]
+                except ValueError as exc:
+                    return Decision(False, (), (), (), (DecisionError(_describe(exc), rule.id),), self._revision)
+                for name, text in zip(rule.header_names, texts, strict=True):
+                    obligations.append(_frozen({"type": "header", "name": name, "value": text}))
         if G:
             reasons.extend(f"role:{role}" for role in sorted(G))
         decision = Decision(True, tuple(reasons), tuple(obligations), (), (), self._revision, bucket.uses_now)
-        self._remember(key, decision)
+        if key is not None:
+            self._remember(key, decision)
         return decision
 
     def _remember(self, key: Any, decision: Decision) -> None:
@@ -337,16 +420,13 @@ class Engine:
             self._memo.clear()
         self._memo[key] = decision
 
-    def _advice(self, bucket: Bucket, i: int, P: Any, R: Any, C: Any, X: Scope) -> list[Mapping[str, Any]]:
-        rule = bucket.rules[i]
-        try:
-            _, values = bucket.outputs[i](P, R, C, X)
-        except Exception:
-            return []
-        return [
-            _frozen({"rule": rule.id, "name": name, "value": _json_value(v)})
-            for name, v in zip(rule.advice_names, values, strict=True)
-        ]
+
+def _outputs_or_none(bucket: Bucket, i: int, P: Any, R: Any, C: Any, X: Scope) -> Any:
+    """A rule's computed (headers, advice), or None when computing them fails."""
+    try:
+        return bucket.outputs[i](P, R, C, X)
+    except Exception:
+        return None
 
 
 def _indices(mask: int) -> tuple[int, ...]:

@@ -11,9 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from policy_lang.codegen import Constants
-from policy_lang.convert import _SIMPLE, converter
+from policy_lang.convert import _SIMPLE, _cached_datetime, converter
 from policy_lang.sandbox import run
-from policy_lang.schema import EnumType, Prim, Record
+from policy_lang.schema import DATETIME, IP, EnumType, Prim, Record
+from policy_lang.values import parse_ip
+
+# Strings of these types go straight to the cached parser (a C-level lru_cache call); any other
+# value, and any string it refuses, takes the general converter or the slow path.
+_FROM_TEXT = {DATETIME: _cached_datetime, IP: parse_ip}
 
 _MISSING = object()
 
@@ -53,6 +58,18 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
                     f"{ind}if type(x) is not {str_t}:",
                     f"{ind}    raise LookupError",
                     f"{ind}out[{key}] = {convert}",
+                ]
+            elif f.type in _FROM_TEXT:
+                parse = k.ref(_FROM_TEXT[f.type])  # type: ignore[index]
+                general = k.ref(converter(f.type))
+                ind = "    " if required else "        "
+                converted += [
+                    f"    x = a[{key}]" if required else f"    x = a.get({key}, {missing})",
+                    *([] if required else [f"    if x is not {missing}:"]),
+                    f"{ind}if type(x) is {str_t}:",
+                    f"{ind}    out[{key}] = {parse}(x)",
+                    f"{ind}else:",
+                    f"{ind}    out[{key}] = {general}(x)",
                 ]
             elif required:
                 if simple:

@@ -1,0 +1,133 @@
+"""The engine's fast paths (the plain request shape, generated validators, the decision memo keyed
+by raw header and advice values) answer exactly what the general path answers."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pdp import Engine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _general(engine: Engine, request: Any) -> tuple[Any, ...]:
+    """The full path, on a fresh engine (no memo): prepare then run."""
+    fresh = Engine(engine.policy, engine.store)
+    try:
+        decision = fresh._run(*fresh.prepare(request))
+    except Exception:
+        decision = fresh.decide(request)
+    return decision.allowed, decision.reasons, decision.obligations, decision.advice, decision.errors
+
+
+def _variants(request: dict[str, Any]) -> list[dict[str, Any]]:
+    out = [request]
+    attrs = request["principal"].get("attributes", {})
+    for name in attrs:
+        bad = copy.deepcopy(request)
+        bad["principal"]["attributes"][name] = [1]  # the wrong type for every attribute
+        out.append(bad)
+        gone = copy.deepcopy(request)
+        del gone["principal"]["attributes"][name]
+        out.append(gone)
+    for name in request.get("context", {}):
+        bad = copy.deepcopy(request)
+        bad["context"][name] = {"x": 1}
+        out.append(bad)
+    with_attrs = copy.deepcopy(request)
+    with_attrs["resource"]["attributes"] = {"owner": request["principal"]["id"]}  # data wins
+    out.append(with_attrs)
+    with_parents = copy.deepcopy(request)
+    with_parents["principal"]["parents"] = [{"type": "Group", "id": "finance"}]
+    out.append(with_parents)
+    return out
+
+
+REQUESTS = [json.loads(p.read_text()) for p in sorted((ROOT / "policies" / "requests").glob("*.json"))]
+
+
+@pytest.mark.parametrize("request_", REQUESTS, ids=lambda r: f"{r['principal']['id']}-{r['action']}")
+def test_decide_equals_the_general_path(request_: dict[str, Any]) -> None:
+    engine = Engine.load(ROOT / "policies")
+    for variant in _variants(request_):
+        for _ in range(2):  # the second answer comes from the memo
+            got = engine.decide(variant)
+            assert (got.allowed, got.reasons, got.obligations, got.advice, got.errors) == _general(engine, variant)
+
+
+SOURCE = """
+principal entity User { roles: map<string, set<string>>; seen: datetime; label?: string; flag?: bool; }
+entity Doc { tenant: string; }
+context { ip: ip; }
+actions Doc { read }
+permit labelled
+  action read
+  when principal has label
+  obligations { header "x-label" = principal.label; };
+permit flagged
+  action read
+  when principal has flag
+  obligations { header "x-flag" = principal.flag; };
+forbid late
+  action read
+  when principal.seen < datetime("1970-01-01T00:00:01Z")
+  advice { seen = principal.seen; };
+"""
+
+
+def _request(**principal: Any) -> dict[str, Any]:
+    return {
+        "principal": {"type": "User", "id": "u", "attributes": {"roles": {}, "seen": 10, **principal}},
+        "action": "read",
+        "resource": {"type": "Doc", "id": "d", "attributes": {"tenant": "t"}},
+        "context": {"ip": "10.0.0.1"},
+    }
+
+
+def test_a_map_key_that_is_not_a_string_is_denied_naming_the_map() -> None:
+    engine = Engine.from_source(SOURCE)
+    decision = engine.decide(_request(roles={1: ["admin"]}))
+    assert not decision.allowed
+    assert [e.field for e in decision.errors] == ["principal.attributes.roles"]
+    assert "string key" in decision.errors[0].message
+
+
+def test_sets_inside_maps_are_checked_element_by_element() -> None:
+    engine = Engine.from_source(SOURCE)
+    decision = engine.decide(_request(roles={"t": ["a", 2]}))
+    assert [e.field for e in decision.errors] == ["principal.attributes.roles.t[1]"]
+    assert engine.decide(_request(roles={"t": ["a", "b"]}, label="x")).allowed
+
+
+def test_datetimes_and_ips_as_text_numbers_or_nonsense() -> None:
+    engine = Engine.from_source(SOURCE)
+    assert engine.decide(_request(seen="2026-01-01T00:00:00Z", label="x")).allowed
+    assert engine.decide(_request(seen=1.5, label="x")).allowed
+    bad = engine.decide(_request(seen="yesterday", label="x"))
+    assert [e.field for e in bad.errors] == ["principal.attributes.seen"]
+    request = _request(label="x")
+    request["context"]["ip"] = "10.0.0.300"
+    assert [e.field for e in engine.decide(request).errors] == ["context.ip"]
+
+
+def test_header_values_of_equal_hash_stay_apart_in_the_memo() -> None:
+    engine = Engine.from_source(SOURCE)
+    first = engine.decide(_request(flag=True))
+    second = engine.decide(_request(label="1"))
+    assert [o["value"] for o in first.obligations] == ["true"]
+    assert [o["value"] for o in second.obligations] == ["1"]
+    again = engine.decide(_request(label="a"))
+    assert [o["value"] for o in again.obligations] == ["a"]
+
+
+def test_advice_values_are_part_of_the_memo_key() -> None:
+    engine = Engine.from_source(SOURCE)
+    one = engine.decide(_request(seen=-5))
+    two = engine.decide(_request(seen=-7))
+    assert not one.allowed and not two.allowed
+    assert [a["value"] for a in one.advice] != [a["value"] for a in two.advice]
