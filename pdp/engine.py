@@ -25,7 +25,6 @@ from policy_lang.validators import generate
 
 _REQUEST_KEYS = frozenset({"principal", "action", "resource", "context", "now"})
 _ENTITY_KEYS = frozenset({"type", "id", "attributes", "parents"})
-_PLAIN_ENTITY_KEYS = frozenset({"type", "id", "attributes"})
 _EMPTY: dict[str, Any] = {}
 _MEMO_LIMIT = 4096
 _CONTEXT = "\0context"
@@ -170,19 +169,26 @@ class Engine:
         """The common shape in one pass: no `parents`, no request attributes merged into stored
         entities, every value already valid. Anything else raises, and `decide` takes the full
         path, which answers the same for what this accepts and names the field at fault otherwise."""
-        if type(request) is not dict or not request.keys() <= _REQUEST_KEYS:
+        # Exact key sets by counting: the required keys are read below (a KeyError if absent),
+        # so a length that leaves room only for the optional ones proves nothing else is there.
+        if type(request) is not dict:
             raise LookupError
         principal = request["principal"]
         resource = request["resource"]
         action = request["action"]
-        if type(principal) is not dict or type(resource) is not dict or type(action) is not str:
+        n = len(request)
+        if n != 3 and n - 3 != ("context" in request) + ("now" in request):
             raise LookupError
-        if not principal.keys() <= _PLAIN_ENTITY_KEYS or not resource.keys() <= _PLAIN_ENTITY_KEYS:
+        if type(principal) is not dict or type(resource) is not dict or type(action) is not str:
             raise LookupError
         ptype = principal["type"]
         pid = principal["id"]
         rtype = resource["type"]
         rid = resource["id"]
+        if len(principal) != 2 and (len(principal) != 3 or "attributes" not in principal):
+            raise LookupError
+        if len(resource) != 2 and (len(resource) != 3 or "attributes" not in resource):
+            raise LookupError
         if type(pid) is not str or type(rid) is not str or type(ptype) is not str or type(rtype) is not str:
             raise LookupError
         if action not in self._actions[rtype]:
@@ -341,7 +347,7 @@ class Engine:
                     raw = tuple([_outputs_or_none(bucket, i, P, R, C, X) for i in advised])
             deny_key: Any = None
             if not E:
-                deny_key = (bucket.key, F, -1, raw)
+                deny_key = (bucket, F, -1, raw)
                 try:
                     found = memo.get(deny_key)
                 except TypeError:  # advice holding a list or record: not worth a key of its own
@@ -363,10 +369,10 @@ class Engine:
                 self._remember(deny_key, decision)
             return decision
         if not M and not G:
-            nothing = memo.get(bucket.key)
+            nothing = memo.get(bucket)
             if nothing is None:  # keeps the bucket's clock dependence: a later permit may match
                 nothing = Decision(False, revision=self._revision, time_dependent=bucket.uses_now)
-                self._remember(bucket.key, nothing)
+                self._remember(bucket, nothing)
             return nothing
         # Header values enter the key raw, for the same reason as advice; they are checked and
         # turned into text only on a miss.
@@ -385,7 +391,7 @@ class Engine:
                 return Decision(
                     False, (), (), (), (DecisionError(_describe(exc), bucket.rules[failed].id),), self._revision
                 )
-        key: Any = (bucket.key, M, G, values)
+        key: Any = (bucket, M, G, values)
         try:
             found = memo.get(key)
         except TypeError:  # a header from a record or list: decide without the memo
