@@ -185,9 +185,11 @@ class Engine:
         pid = principal["id"]
         rtype = resource["type"]
         rid = resource["id"]
-        if len(principal) != 2 and (len(principal) != 3 or "attributes" not in principal):
+        n = len(principal)
+        if n != 2 and (n != 3 or "attributes" not in principal):
             raise LookupError
-        if len(resource) != 2 and (len(resource) != 3 or "attributes" not in resource):
+        n = len(resource)
+        if n != 2 and (n != 3 or "attributes" not in resource):
             raise LookupError
         if type(pid) is not str or type(rid) is not str or type(ptype) is not str or type(rtype) is not str:
             raise LookupError
