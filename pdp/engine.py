@@ -144,8 +144,8 @@ class Engine:
             return [shared] * len(items)
         now = time.time()
         out = []
-        stored, complete, entities, actions = self._stored, self._complete, self._entities, self._actions
-        buckets, ancestors, run = self._buckets, self._ancestors, self._run
+        actions, buckets, ancestors = self._actions, self._buckets, self._ancestors
+        run, plain_attributes = self._run, self._plain_attributes
         for resource, action in items:
             # The plain item first (as in decide): a stored resource named by type and id, or
             # one with valid attributes, and no parents on either side; anything else goes the
@@ -159,12 +159,7 @@ class Engine:
                     rid = resource["id"]
                     if type(rid) is not str or type(rtype) is not str or action not in actions[rtype]:
                         raise LookupError
-                    R = stored.get((rtype, rid))
-                    attrs = resource.get("attributes")
-                    if R is None:
-                        R = entities[rtype].fast_full(_EMPTY if attrs is None else attrs)
-                    elif not (attrs is None or (type(attrs) is dict and not attrs)) or (rtype, rid) not in complete:
-                        raise LookupError
+                    R = plain_attributes(rtype, rid, resource.get("attributes"))
                     scope = Scope(now, pid, rid, ptype, rtype, None, ancestors)
                     out.append(run(buckets.get((ptype, rtype, action)), P, R, C, scope))
                     continue
@@ -220,20 +215,8 @@ class Engine:
             raise LookupError
         if action not in self._actions[rtype]:
             raise LookupError
-        entities = self._entities
-        stored = self._stored
-        P = stored.get((ptype, pid))
-        attrs = principal.get("attributes")
-        if P is None:
-            P = entities[ptype].fast_full(_EMPTY if attrs is None else attrs)
-        elif not (attrs is None or (type(attrs) is dict and not attrs)) or (ptype, pid) not in self._complete:
-            raise LookupError
-        R = stored.get((rtype, rid))
-        attrs = resource.get("attributes")
-        if R is None:
-            R = entities[rtype].fast_full(_EMPTY if attrs is None else attrs)
-        elif not (attrs is None or (type(attrs) is dict and not attrs)) or (rtype, rid) not in self._complete:
-            raise LookupError
+        P = self._plain_attributes(ptype, pid, principal.get("attributes"))
+        R = self._plain_attributes(rtype, rid, resource.get("attributes"))
         context = request.get("context")
         C = self._context_fast(_EMPTY if context is None else context)
         now = request.get("now")
@@ -247,6 +230,16 @@ class Engine:
             raise LookupError
         scope = Scope(when, pid, rid, ptype, rtype, None, self._ancestors)
         return self._run(self._buckets.get((ptype, rtype, action)), P, R, C, scope)
+
+    def _plain_attributes(self, etype: str, eid: str, attrs: Any) -> dict[str, Any]:
+        """An entity's attributes when the request gives valid ones for an entity the data does
+        not hold, or none for one the data holds completely; raises for anything else."""
+        stored = self._stored.get((etype, eid))
+        if stored is None:
+            return self._entities[etype].fast_full(_EMPTY if attrs is None else attrs)  # type: ignore[no-any-return]
+        if (attrs is None or (type(attrs) is dict and not attrs)) and (etype, eid) in self._complete:
+            return stored
+        raise LookupError
 
     def prepare(self, request: Any) -> tuple[Bucket | None, dict[str, Any], dict[str, Any], dict[str, Any], Scope]:
         """Validate and convert a request; raises _BadRequest naming the field at fault."""

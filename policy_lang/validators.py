@@ -43,58 +43,42 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
             key = k.ref(f.name)
             required = full and not f.optional
             simple = isinstance(f.type, Prim) and f.type in _SIMPLE
-            if isinstance(f.type, EnumType):
-                ranks = {m: i for i, m in enumerate(f.type.members)}
-                convert = f"{k.ref(ranks)}[x]"  # a KeyError for a non-member sends the caller to the slow path
-            else:
-                convert = f"{k.ref(converter(f.type))}(x)"
+            # Reads x; for an optional field, what follows (indented by `ind`) runs only when present.
+            read = (
+                [f"    x = a[{key}]"]
+                if required
+                else [f"    x = a.get({key}, {missing})", f"    if x is not {missing}:"]
+            )
+            ind = "    " if required else "        "
             if isinstance(f.type, EnumType):
                 # Only an exact `str` is a member name (a str subclass such as a StrEnum is not, for
-                # the slow path either): anything else goes to the slow path.
-                ind = "    " if required else "        "
-                converted += [
-                    f"    x = a[{key}]" if required else f"    x = a.get({key}, {missing})",
-                    *([] if required else [f"    if x is not {missing}:"]),
-                    f"{ind}if type(x) is not {str_t}:",
-                    f"{ind}    raise LookupError",
-                    f"{ind}out[{key}] = {convert}",
-                ]
-            elif f.type in _FROM_TEXT:
+                # the slow path either); a non-member is a KeyError: both send the caller to the slow path.
+                ranks = k.ref({m: i for i, m in enumerate(f.type.members)})
+                body = [f"if type(x) is not {str_t}:", "    raise LookupError", f"out[{key}] = {ranks}[x]"]
+                converted += read + [ind + line for line in body]
+                continue
+            convert = f"{k.ref(converter(f.type))}(x)"
+            if f.type in _FROM_TEXT:
                 parse = k.ref(_FROM_TEXT[f.type])  # type: ignore[index]
-                general = k.ref(converter(f.type))
-                ind = "    " if required else "        "
-                converted += [
-                    f"    x = a[{key}]" if required else f"    x = a.get({key}, {missing})",
-                    *([] if required else [f"    if x is not {missing}:"]),
-                    f"{ind}if type(x) is {str_t}:",
-                    f"{ind}    out[{key}] = {parse}(x)",
-                    f"{ind}else:",
-                    f"{ind}    out[{key}] = {general}(x)",
+                body = [
+                    f"if type(x) is {str_t}:",
+                    f"    out[{key}] = {parse}(x)",
+                    "else:",
+                    f"    out[{key}] = {convert}",
                 ]
-            elif required:
-                if simple:
+                converted += read + [ind + line for line in body]
+            elif simple:  # checked in place: nothing to convert, so no copy needed for it
+                pytype = k.ref(_SIMPLE[f.type])  # type: ignore[index]
+                if required:  # a KeyError when missing
+                    lines += [f"    x = a[{key}]", f"    if type(x) is not {pytype}:", "        raise LookupError"]
+                else:
                     lines += [
-                        f"    x = a[{key}]",  # a KeyError when missing
-                        f"    if type(x) is not {k.ref(_SIMPLE[f.type])}:",  # type: ignore[index]
+                        f"    x = a.get({key}, {missing})",
+                        f"    if x is not {missing} and type(x) is not {pytype}:",
                         "        raise LookupError",
                     ]
-                else:
-                    converted.append(
-                        f"    out[{key}] = {convert.replace('(x)', f'(a[{key}])').replace('[x]', f'[a[{key}]]')}"
-                    )
             else:
-                if simple:
-                    lines += [
-                        f"    x = a.get({key}, {missing})",
-                        f"    if x is not {missing} and type(x) is not {k.ref(_SIMPLE[f.type])}:",  # type: ignore[index]
-                        "        raise LookupError",
-                    ]
-                else:
-                    converted += [
-                        f"    x = a.get({key}, {missing})",
-                        f"    if x is not {missing}:",
-                        f"        out[{key}] = {convert}",
-                    ]
+                converted += [*read, f"{ind}out[{key}] = {convert}"]
         if converted:
             # One copy for all conversions: the caller's dict is never written to.
             lines += [f"    out = {dict_t}(a)", *converted, "    return out"]
