@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from policy_lang import nodes as n
 from policy_lang.values import parse_duration
@@ -185,21 +186,20 @@ def chain(e: n.Expr) -> tuple[str, list[tuple[n.Expr, str]]]:
 
 def children(e: n.Expr) -> tuple[n.Expr, ...]:
     """The direct subexpressions of `e`, left to right."""
-    if isinstance(e, (n.Attr, n.Has, n.Like)):
-        return (e.obj,)
-    if isinstance(e, n.Index):
-        return (e.obj, e.key)
-    if isinstance(e, n.Method):
-        return (e.obj, *e.args)
-    if isinstance(e, n.Call):
-        return e.args
-    if isinstance(e, n.SetLit):
-        return e.items
-    if isinstance(e, (n.Binary, n.And, n.Or)):
-        return (e.left, e.right)
-    if isinstance(e, (n.Not, n.Neg)):
-        return (e.operand,)
-    return ()
+    of = _CHILDREN.get(type(e))
+    return of(e) if of is not None else ()
+
+
+# By exact node type: a dict lookup rather than a chain of isinstance (walks run per rule at compile).
+_CHILDREN: dict[type, Callable[[Any], tuple[n.Expr, ...]]] = {
+    **dict.fromkeys((n.Attr, n.Has, n.Like), lambda e: (e.obj,)),
+    n.Index: lambda e: (e.obj, e.key),
+    n.Method: lambda e: (e.obj, *e.args),
+    n.Call: lambda e: e.args,
+    n.SetLit: lambda e: e.items,
+    **dict.fromkeys((n.Binary, n.And, n.Or), lambda e: (e.left, e.right)),
+    **dict.fromkeys((n.Not, n.Neg), lambda e: (e.operand,)),
+}
 
 
 def walk(e: n.Expr) -> Iterator[n.Expr]:
