@@ -13,8 +13,19 @@ per decision with `event_for` and hands it to a sink:
     ...
     log.close()                                          # flushes everything, joins the writer
 
+A server that logs every decision queues less: `log.try_submit((outcome, masker, source, worker,
+time.time()))` (a `PendingDecision`; pdp/server/recorder.py) takes the outcome as it is, and the
+writer thread masks and encodes it later, in a batch, composing each record from pieces it keeps
+masked and encoded: the attribute maps of principals, resources and contexts (by identity: the
+server decodes equal bytes into the same dict), entities, and the obligations and advice of each
+(shared) decision. The records are byte for byte those `event_for` would give; a request that does
+not fit that way (another shape, one near the size limits) is masked whole, as `event_for` does.
+
 The engine never sees the log. `submit` only appends to a bounded in-memory queue; a background
-thread encodes and writes in batches. When the queue is full, `on_full="block"` (the default)
+thread encodes and writes in batches. The writer wakes when a batch has gathered (a quarter of the
+queue, at most 1,024 events), after `write_interval` seconds (0.1), for `flush`, `close` or a full
+queue, never per event: a thread woken per event costs the event loop more in GIL hand-offs than
+the event itself. When the queue is full, `on_full="block"` (the default)
 makes the caller wait for room (back-pressure) and raise `DecisionLogFull` after `submit_timeout`
 seconds, so a writer that keeps failing turns into a clear error instead of a hang;
 `on_full="drop"` drops the event, counts it in `dropped` and logs it (at most a line every 10 s).
@@ -123,7 +134,7 @@ class DecisionEvent:
     obligations: tuple[dict[str, Any], ...]
     advice: tuple[dict[str, Any], ...]
     errors: tuple[dict[str, Any], ...]  # DecisionError.to_json() forms: message, rule?, field?
-    latency_us: float
+    latency_us: float  # rounded to the nanosecond (more digits are noise, and cost to print)
     cached: bool
     masked: tuple[str, ...] = ()  # JSON paths in `request` replaced by "<masked>"
     truncated: tuple[str, ...] = ()  # JSON paths in `request` cut to the logging limits
@@ -227,6 +238,8 @@ def event_for(
     unauthenticated: bool = False,
     worker: int | None = None,
     timestamp: float | None = None,
+    sensitive_headers: frozenset[str] | set[str] = frozenset(),
+    sensitive_advice: frozenset[str] | set[str] = frozenset(),
 ) -> DecisionEvent:
     """The event for one decision: the request masked and capped by `masker` (never mutated).
 
@@ -234,17 +247,19 @@ def event_for(
     known (no policy loaded): the request is then only capped, nothing can be masked.
 
     `decision_id` defaults to a new UUID4; `timestamp` (epoch seconds) to now. Error messages about
-    a masked attribute are masked too (an enum error quotes the value it found)."""
+    a masked attribute are masked too (an enum error quotes the value it found). The values of the
+    obligations named in `sensitive_headers` and of the advice named in `sensitive_advice` (those a
+    policy fills from sensitive attributes) are logged as "<masked>"."""
     if masker is None:
         masker = _CAP_ONLY
     masked = masker.mask(request)
     errors = tuple(masker.error(e, masked.masked) for e in decision.errors) if decision.errors else ()
     obligations: tuple[dict[str, Any], ...] = ()
     if decision.obligations:
-        obligations = tuple([masker.output(o) for o in decision.obligations])
+        obligations = tuple(mask_values([masker.output(o) for o in decision.obligations], sensitive_headers))
     advice: tuple[dict[str, Any], ...] = ()
     if decision.advice:
-        advice = tuple([masker.output(a) for a in decision.advice])
+        advice = tuple(mask_values([masker.output(a) for a in decision.advice], sensitive_advice))
     return DecisionEvent(
         decision_id=new_decision_id() if decision_id is None else decision_id,
         timestamp=rfc3339(timestamp),
@@ -255,13 +270,65 @@ def event_for(
         obligations=obligations,
         advice=advice,
         errors=errors,
-        latency_us=float(latency_us),
+        latency_us=to_the_nanosecond(latency_us),
         cached=cached,
         masked=masked.masked,
         truncated=masked.truncated,
         unauthenticated=unauthenticated,
         source=source,
         worker=worker,
+    )
+
+
+def to_the_nanosecond(latency_us: float) -> float:
+    """Microseconds rounded to 3 decimals, as a decision event keeps them."""
+    return float(f"{latency_us:.3f}")
+
+
+class OutcomeLike(Protocol):
+    """What `DecisionLog.try_submit` needs of a decision point's outcome (pdp.server.service.Outcome)."""
+
+    @property
+    def decision(self) -> Decision: ...
+    @property
+    def decision_id(self) -> str: ...
+    @property
+    def cached(self) -> bool: ...
+    @property
+    def unauthenticated(self) -> bool: ...
+    @property
+    def request(self) -> Any: ...
+    @property
+    def latency_us(self) -> float: ...
+    @property
+    def sensitive_headers(self) -> frozenset[str]: ...
+    @property
+    def sensitive_advice(self) -> frozenset[str]: ...
+
+
+# A decision queued as it was made, masked and encoded later by the writer thread (in a batch):
+# (outcome, masker of the deciding revision, source, worker, epoch seconds when it was recorded).
+# The request must not change afterwards (the server never writes to a request's maps).
+PendingDecision = tuple[OutcomeLike, "Masker", str | None, int | None, float]
+QueueItem = DecisionEvent | PendingDecision
+
+
+def event_for_outcome(item: PendingDecision) -> DecisionEvent:
+    """The `DecisionEvent` a pending decision stands for (what the writer encodes it as)."""
+    outcome, masker, source, worker, when = item
+    return event_for(
+        outcome.request,
+        outcome.decision,
+        decision_id=outcome.decision_id,
+        latency_us=outcome.latency_us,
+        cached=outcome.cached,
+        masker=masker,
+        source=source,
+        unauthenticated=outcome.unauthenticated,
+        worker=worker,
+        timestamp=when,
+        sensitive_headers=outcome.sensitive_headers,
+        sensitive_advice=outcome.sensitive_advice,
     )
 
 
@@ -388,6 +455,12 @@ class Masker:
                 attributes = _plan(entity.record)
                 self._entities[name] = None if attributes is None else {"attributes": attributes}
             self._context = _plan(schema.context)
+        # Memos of the decision log's writer (see `_part` and `_outputs`); per masker, so per
+        # schema revision: a new revision gets a new masker and never sees an older masking.
+        self._parts: dict[str, dict[int, _Part]] = {"principal": {}, "resource": {}, "context": {}}
+        self._decisions: dict[int, _Outputs] = {}
+        self._entity_memo: dict[tuple[str, str, str, int], Any] = {}  # _Composer._entity's
+        self._templates: dict[tuple[Any, ...], Any] = {}  # _Composer._template's
 
     @classmethod
     def for_engine(cls, engine: Any, **limits: int) -> Masker:
@@ -438,6 +511,75 @@ class Masker:
         node = built or None
         self._nodes[key] = node  # bounded: (schema types + None) squared
         return node
+
+    def _part(self, slot: str, value: Any, node: _Node | None, path: _Path, depth: int) -> _Part | None:
+        """`value` (one part of a request: an entity's attributes, the context) masked and capped
+        on its own, as `mask` would inside a whole request if the whole request stays under
+        `max_total` (the caller checks, with `consumed`). Memoized by identity: the server decodes
+        equal attribute bytes into the same dict object, and nothing writes to a request's maps.
+        The memo holds the value, so its id cannot be reused while the entry lives. None when the
+        part alone is too large or too odd to be composed (the caller then masks the whole request)."""
+        memo = self._parts[slot]
+        key = id(value)
+        part = memo.get(key)
+        if part is not None and part.value is value and part.node is node:
+            return part
+        notes = _Notes(self.max_total)
+        try:
+            copied = self._copy(value, node, path, depth, notes)
+        except Exception:
+            return None
+        consumed = self.max_total - notes.budget
+        if consumed >= self.max_total or notes.more_masked or notes.more_truncated:
+            return None
+        part = _Part(
+            value,
+            node,
+            copied,
+            tuple([_render(p) for p in notes.masked]),
+            tuple([_render(p) for p in notes.truncated]),
+            consumed,
+        )
+        if consumed <= _MEMO_MAX_CHARS:
+            if len(memo) >= _MEMO_ENTRIES:
+                try:
+                    del memo[next(iter(memo))]  # the oldest
+                except (KeyError, RuntimeError, StopIteration):  # another writer thread got there
+                    memo.clear()
+            memo[key] = part
+        return part
+
+    def _outputs(
+        self, decision: Decision, sensitive_headers: frozenset[str], sensitive_advice: frozenset[str]
+    ) -> _Outputs:
+        """A decision's obligations and advice as `event_for` logs them, with the values of header
+        obligations and advice filled from sensitive attributes masked (memoized by identity: the
+        engine shares equal decisions)."""
+        key = id(decision)
+        out = self._decisions.get(key)
+        if (
+            out is not None
+            and out.decision is decision
+            and out.headers is sensitive_headers
+            and out.advice_names is sensitive_advice
+        ):
+            return out
+        obligations = [self.output(o) for o in decision.obligations]
+        advice = [self.output(a) for a in decision.advice]
+        out = _Outputs(
+            decision,
+            sensitive_headers,
+            sensitive_advice,
+            tuple(mask_values(obligations, sensitive_headers)),
+            tuple(mask_values(advice, sensitive_advice)),
+        )
+        if len(self._decisions) >= _MEMO_ENTRIES:
+            try:
+                del self._decisions[next(iter(self._decisions))]
+            except (KeyError, RuntimeError, StopIteration):
+                self._decisions.clear()
+        self._decisions[key] = out
+        return out
 
     def limit(self, value: Any) -> Any:
         """`value` copied with the size limits applied (no masking)."""
@@ -610,6 +752,56 @@ class Masker:
 
 
 _CAP_ONLY = Masker(None)
+_MEMO_ENTRIES = 256  # per memo of a masker (principal, resource, context attributes; decisions)
+_MEMO_MAX_CHARS = 4096  # larger parts are masked again each time (the server does not share them either)
+
+
+class _Part:
+    """One part of a request masked and capped (`Masker._part`), with its encodings once made."""
+
+    __slots__ = ("value", "node", "copy", "masked", "truncated", "consumed", "json", "packed")
+
+    def __init__(
+        self, value: Any, node: Any, copy: Any, masked: tuple[str, ...], truncated: tuple[str, ...], consumed: int
+    ):
+        self.value = value
+        self.node = node
+        self.copy = copy
+        self.masked = masked
+        self.truncated = truncated
+        self.consumed = consumed
+        self.json: str | None = None
+        self.packed: bytes | None = None
+
+
+class _Outputs:
+    """A decision's logged obligations and advice (`Masker._outputs`), with their encodings once made."""
+
+    __slots__ = ("decision", "headers", "advice_names", "obligations", "advice", "json", "packed")
+
+    def __init__(
+        self,
+        decision: Decision,
+        headers: frozenset[str],
+        advice_names: frozenset[str],
+        obligations: tuple[dict[str, Any], ...],
+        advice: tuple[dict[str, Any], ...],
+    ):
+        self.decision = decision
+        self.headers = headers
+        self.advice_names = advice_names
+        self.obligations = obligations
+        self.advice = advice
+        self.json: str | None = None  # revision ... advice, as JSON object members (for _Composer)
+        self.packed: bytes | None = None  # the same as msgpack map entries
+
+
+def mask_values(items: Iterable[dict[str, Any]], names: frozenset[str] | set[str]) -> list[dict[str, Any]]:
+    """Obligations or advice with the `value` of those named in `names` replaced by "<masked>" (the
+    headers and advice a policy fills from sensitive attributes)."""
+    if not names:
+        return list(items)
+    return [{**o, "value": MASK} if o.get("name") in names else o for o in items]
 
 
 def _ordered(v: set[Any] | frozenset[Any]) -> list[Any]:
@@ -790,11 +982,500 @@ def _open_append(path: str) -> LogFile:
     return open(path, "ab", buffering=0)
 
 
+_jstr = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C: a str as an ASCII JSON string
+_PACKED_TRUE, _PACKED_FALSE = b"\xc3", b"\xc2"
+
+
+class _Entity:
+    """A principal or resource of a request with its attributes masked (`_Composer._entity`)."""
+
+    __slots__ = ("attributes", "keys", "items", "parts", "consumed", "json", "packed")
+
+    def __init__(
+        self, attributes: Any, keys: tuple[str, ...], items: list[tuple[str, Any]], parts: list[_Part], consumed: int
+    ):
+        self.attributes = attributes
+        self.keys = keys
+        self.items = items  # (key, str or _Part), in the entity's order
+        self.parts = parts
+        self.consumed = consumed
+        self.json: str | None = None
+        self.packed: bytes | None = None
+
+
+_ABSENT: Any = object()
+_ENTITY_KEYS = frozenset(("type", "id", "attributes"))
+_REQUEST_KEYS = frozenset(("action", "principal", "resource", "context"))
+_DIGITS3 = [f"{i:03d}" for i in range(1000)]
+
+
+def _latency_text(latency: float) -> str:
+    """`repr(to_the_nanosecond(latency))`, the way JSON writes it, at half the cost: with at most
+    12 significant digits, a number's shortest repr is its 3-decimal text without trailing zeros."""
+    if 0 <= latency < 1e9:
+        text = f"{latency:.3f}".rstrip("0")
+        return text + "0" if text[-1] == "." else text
+    return repr(to_the_nanosecond(latency))
+
+
+_TYPE_ID_ATTRIBUTES = ("type", "id", "attributes")
+_TYPE_ID = ("type", "id")
+
+
+def _entity_key(entity: dict[Any, Any]) -> tuple[Any, Any, Any, Any]:
+    """(keys, type, id, attributes) of a request's principal or resource, for `_Composer._template`."""
+    return tuple(entity), entity.get("type"), entity.get("id"), entity.get("attributes", _ABSENT)
+
+
+class _Template:
+    """A record less its decision id, timestamp, latency and cached flag, for one request (by the
+    identity of its shared maps), decision, source and worker; kept by `_Composer._template`."""
+
+    __slots__ = (
+        "decision",
+        "headers",
+        "advice_names",
+        "worker",
+        "unauthenticated",
+        "json_format",
+        "maps",
+        "mid",
+        "end",
+    )
+
+    def __init__(
+        self,
+        decision: Decision,
+        headers: frozenset[str],
+        advice_names: frozenset[str],
+        worker: int | None,
+        unauthenticated: bool,
+        json_format: bool,
+        mid: Any,
+        end: Any,
+    ):
+        self.decision = decision  # held, as the maps are: their ids are in the template's key
+        self.headers = headers
+        self.advice_names = advice_names
+        self.worker = worker
+        self.unauthenticated = unauthenticated
+        self.json_format = json_format
+        self.maps: tuple[Any, ...] = ()  # the principal's and the resource's attributes, the context
+        self.mid = mid  # JSON: revision ... `"latency_us":`; msgpack: revision ... key "latency_us"
+        self.end = end  # JSON: `,"request":` ... `}\n`; msgpack: key "request" ... the last value
+
+
+class _Composer:
+    """Encodes a `PendingDecision` straight into a record, from pieces made once and reused: the
+    masked parts of requests (`Masker._part`, entities), the masked outputs of decisions
+    (`Masker._outputs`), and whole records less their per-event fields (`_Template`), each kept
+    encoded. The record is byte for byte what encoding `event_for_outcome(item).to_json()`
+    gives; whatever this cannot compose exactly (a request of another shape, one near the size
+    limits, a value that needs sanitizing) gives None and the writer takes that slower way.
+
+    Composing is exact because masking a request part by part gives what masking it whole gives
+    as long as the whole stays under the masker's `max_total` budget (nothing is then cut for
+    size: the other limits apply to each value alone) and under `_MAX_NOTES` paths: both are
+    checked, with the budget each part used."""
+
+    def __init__(self, encoder: json.JSONEncoder) -> None:
+        self._json = encoder.encode
+        self._packer = msgpack.Packer(use_bin_type=True)
+        self._pack = self._packer.pack
+        self._jkeys: dict[str, str] = {}
+        self._pkeys: dict[str, bytes] = {}
+        pack = self._pack
+        self._packed_head = {
+            n: self._packer.pack_map_header(n) + pack("v") + pack(SCHEMA_VERSION) for n in range(13, 18)
+        }
+        self._packed_decision_id = pack("decision_id")
+        self._packed_timestamp = pack("timestamp")
+        self._packed_cached = (pack("cached") + _PACKED_FALSE, pack("cached") + _PACKED_TRUE)
+        self._packed_errors = pack("errors")
+        self._packed_latency = pack("latency_us")
+        self._packed_request = pack("request")
+        self._packed_masked = pack("masked")
+        self._tails: dict[tuple[bool, str | None, int | None], tuple[str, bytes, int]] = {}
+        self._second = -1
+        self._second_text = ""
+
+    # ---- per event ------------------------------------------------------------------------------
+    def jsonl(self, item: PendingDecision) -> bytes | None:
+        outcome, masker, source, worker, when = item
+        decision_id, latency, cached = outcome.decision_id, outcome.latency_us, outcome.cached
+        if (
+            type(decision_id) is not str
+            or not (type(latency) is float or type(latency) is int)
+            or not math.isfinite(latency)
+            or type(cached) is not bool
+        ):
+            return None
+        template = self._template(masker, outcome, source, worker, True)
+        if template is None:
+            return None
+        line = (
+            f'{{"v":{SCHEMA_VERSION},"decision_id":{_jstr(decision_id)},"timestamp":"{self._timestamp(when)}",'
+            f'{template.mid}{_latency_text(latency)},"cached":{"true" if cached else "false"}{template.end}'
+        )
+        return line.encode("ascii")
+
+    def msgpack(self, item: PendingDecision) -> bytes | None:
+        outcome, masker, source, worker, when = item
+        decision_id, latency, cached = outcome.decision_id, outcome.latency_us, outcome.cached
+        if (
+            type(decision_id) is not str
+            or not (type(latency) is float or type(latency) is int)
+            or not math.isfinite(latency)
+            or type(cached) is not bool
+        ):
+            return None
+        template = self._template(masker, outcome, source, worker, False)
+        if template is None:
+            return None
+        pack = self._pack
+        return b"".join(
+            [
+                template.mid[0],
+                pack(decision_id),
+                self._packed_timestamp,
+                pack(self._timestamp(when)),
+                template.mid[1],
+                pack(float(f"{latency:.3f}")),
+                self._packed_cached[cached],
+                template.end,
+            ]
+        )
+
+    def _timestamp(self, when: float) -> str:
+        """`rfc3339(when)`, a little faster (the seconds' text is kept while they last)."""
+        if when < 0:
+            return rfc3339(when)
+        second = int(when)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        micros = int((when - second) * 1_000_000)
+        if micros > 999_999:
+            micros = 999_999
+        return f"{self._second_text}{_DIGITS3[micros // 1000]}{_DIGITS3[micros % 1000]}Z"
+
+    def _template(
+        self, masker: Masker, outcome: OutcomeLike, source: Any, worker: Any, json_format: bool
+    ) -> _Template | None:
+        """The record's template, memoized by the request's keys and strings and the identity of
+        its maps (held by the template, so that their ids stay theirs) for requests of the usual
+        shape: principal, resource and context, and strings (the action, ...); entities of type, id
+        and attributes (checked when a template is kept: other shapes never match a kept key)."""
+        request = outcome.request
+        decision = outcome.decision
+        key: tuple[Any, ...] | None = None
+        maps: tuple[Any, ...] = ()
+        if type(request) is dict:
+            # (the two entities inline, as `_entity_key` does: this runs for every event)
+            pk: Any = None
+            pt = pi = rk = rt = ri = None
+            pa = ra = _ABSENT
+            if "principal" in request:
+                p = request["principal"]
+                pk = tuple(p) if type(p) is dict else False
+                if pk == _TYPE_ID_ATTRIBUTES:
+                    pt, pi, pa = p["type"], p["id"], p["attributes"]
+                elif pk:
+                    pk, pt, pi, pa = _entity_key(p)
+            if "resource" in request:
+                r = request["resource"]
+                rk = tuple(r) if type(r) is dict else False
+                if rk == _TYPE_ID:
+                    rt, ri = r["type"], r["id"]
+                elif rk:
+                    rk, rt, ri, ra = _entity_key(r)
+            if pk is not False and rk is not False:
+                ctx = request["context"] if "context" in request else _ABSENT
+                shape = tuple(request)
+                extra = None  # the values of other top-level keys than these four (strings, for a kept key)
+                if not _REQUEST_KEYS.issuperset(shape):
+                    extra = tuple([v for k, v in request.items() if k not in _REQUEST_KEYS])
+                maps = (pa, ra, ctx)
+                key = (
+                    shape, request["action"] if "action" in request else None, extra, pk, pt, pi, id(pa),
+                    rk, rt, ri, id(ra), id(ctx), id(decision), source,
+                )  # fmt: skip
+                try:
+                    found = masker._templates.get(key)
+                except TypeError:  # an unhashable value where a string belongs
+                    key = None
+                else:
+                    if (
+                        found is not None
+                        and found.json_format is json_format
+                        and found.headers is outcome.sensitive_headers
+                        and found.advice_names is outcome.sensitive_advice
+                        and found.worker == worker
+                        and found.unauthenticated is outcome.unauthenticated
+                    ):
+                        return found  # type: ignore[no-any-return]
+        built = self._build(masker, outcome, source, worker, json_format)
+        if built is not None and key is not None and len(built.end) <= _MEMO_MAX_CHARS * 4 and self._usual(request):
+            memo = masker._templates
+            if len(memo) >= _MEMO_ENTRIES:
+                try:
+                    del memo[next(iter(memo))]  # the oldest
+                except (KeyError, RuntimeError, StopIteration):  # another writer thread got there
+                    memo.clear()
+            built.maps = maps
+            memo[key] = built
+        return built
+
+    @staticmethod
+    def _usual(request: dict[Any, Any]) -> bool:
+        """Every value of `request` is in a `_template` key: its strings by value, its maps by identity."""
+        for k, v in request.items():
+            if k not in _REQUEST_KEYS and type(v) is not str:
+                return False
+        for side in ("principal", "resource"):
+            entity = request.get(side, _ABSENT)
+            if entity is not _ABSENT and not _ENTITY_KEYS.issuperset(entity):
+                return False
+        return True
+
+    # ---- building a template ----------------------------------------------------------------------
+    def _build(
+        self,
+        masker: Masker,
+        outcome: OutcomeLike,
+        source: Any,
+        worker: Any,
+        json_format: bool,
+    ) -> _Template | None:
+        unauthenticated = outcome.unauthenticated
+        if (
+            (source is not None and type(source) is not str)
+            or (worker is not None and type(worker) is not int)
+            or type(unauthenticated) is not bool
+        ):
+            return None
+        composed = self._request(masker, outcome.request, json_format)
+        if composed is None:
+            return None
+        fields, parts = composed
+        decision = outcome.decision
+        headers, advice_names = outcome.sensitive_headers, outcome.sensitive_advice
+        outputs = masker._outputs(decision, headers, advice_names)
+        masked: tuple[str, ...] = ()
+        truncated: tuple[str, ...] = ()
+        for part in parts:
+            if part.masked:
+                masked += part.masked
+            if part.truncated:
+                truncated += part.truncated
+        tail = self._tail(unauthenticated, source, worker)
+        if json_format:
+            head = outputs.json
+            if head is None:
+                head = outputs.json = self._json(
+                    {
+                        "revision": decision.revision,
+                        "allowed": decision.allowed,
+                        "reasons": list(decision.reasons),
+                        "obligations": list(outputs.obligations),
+                        "advice": list(outputs.advice),
+                    }
+                )[1:-1]
+            errors = self._json([masker.error(e, masked) for e in decision.errors]) if decision.errors else "[]"
+            rest = f',"truncated":{self._json(list(truncated))}{tail[0]}' if truncated else tail[0]
+            mid = f'{head},"errors":{errors},"latency_us":'
+            end = f',"request":{{{",".join(fields)}}},"masked":{self._json(list(masked))}{rest}}}\n'
+            return _Template(decision, headers, advice_names, worker, unauthenticated, True, mid, end)
+        pack = self._pack
+        packed = outputs.packed
+        if packed is None:
+            packed = outputs.packed = b"".join(
+                [
+                    pack("revision"),
+                    pack(decision.revision),
+                    pack("allowed"),
+                    pack(decision.allowed),
+                    pack("reasons"),
+                    pack(list(decision.reasons)),
+                    pack("obligations"),
+                    pack(list(outputs.obligations)),
+                    pack("advice"),
+                    pack(list(outputs.advice)),
+                ]
+            )
+        errors_packed = pack([masker.error(e, masked) for e in decision.errors]) if decision.errors else b"\x90"
+        first = self._packed_head[13 + tail[2] + (1 if truncated else 0)] + self._packed_decision_id
+        second = b"".join([packed, self._packed_errors, errors_packed, self._packed_latency])
+        end_parts = [self._packed_request, *fields, self._packed_masked, pack(list(masked))]
+        if truncated:
+            end_parts += (pack("truncated"), pack(list(truncated)))
+        end_parts.append(tail[1])
+        return _Template(
+            decision, headers, advice_names, worker, unauthenticated, False, (first, second), b"".join(end_parts)
+        )
+
+    def _tail(self, unauthenticated: bool, source: str | None, worker: int | None) -> tuple[str, bytes, int]:
+        """The last fields of a record (unauthenticated, source, worker): JSON text (with a leading
+        comma), msgpack, and how many."""
+        key = (unauthenticated, source, worker)
+        tail = self._tails.get(key)
+        if tail is None:
+            rest: dict[str, Any] = {}
+            if unauthenticated:
+                rest["unauthenticated"] = True
+            if source is not None:
+                rest["source"] = source
+            if worker is not None:
+                rest["worker"] = worker
+            text = self._json(rest)[1:-1]
+            packed = b"".join([self._pack(k) + self._pack(v) for k, v in rest.items()])
+            tail = ("," + text if text else "", packed, len(rest))
+            if len(self._tails) < 64:
+                self._tails[key] = tail
+        return tail
+
+    def _request(self, masker: Masker, request: Any, json_format: bool) -> tuple[list[Any], list[_Part]] | None:
+        """The masked request's top level, encoded: for JSON the `"key":value` texts, for msgpack
+        the map header then the packed keys and values; and the parts whose paths are noted.
+        None unless composing is exact (see the class)."""
+        if type(request) is not dict or len(request) > masker.max_items or masker.max_depth <= 2:
+            return None
+        max_string = masker.max_string
+        used = 2  # the budget `Masker.mask` would use up
+        out: list[Any] = [] if json_format else [self._packer.pack_map_header(len(request))]
+        parts: list[_Part] = []
+        for k, v in request.items():
+            if type(k) is not str or len(k) > max_string:
+                return None
+            t = type(v)
+            if t is str:
+                if len(v) > max_string:
+                    return None
+                used += len(k) + len(v)
+            elif t is dict:
+                if k == "principal" or k == "resource":
+                    v = self._entity(masker, k, v)
+                    if v is None:
+                        return None
+                    parts += v.parts
+                elif k == "context":
+                    v = masker._part(k, v, masker._context, ("", k), 1)
+                    if v is None:
+                        return None
+                    parts.append(v)
+                else:
+                    return None
+                used += len(k) + v.consumed
+            else:
+                return None
+            if json_format:
+                out.append(self._jkey(k) + self._jvalue(v))
+            else:
+                out += (self._pkey(k), self._pvalue(v))
+        if used >= masker.max_total:
+            return None
+        if len(parts) > 1 and (
+            sum([len(p.masked) for p in parts]) > _MAX_NOTES or sum([len(p.truncated) for p in parts]) > _MAX_NOTES
+        ):
+            return None
+        return out, parts
+
+    def _entity(self, masker: Masker, side: str, entity: dict[Any, Any]) -> _Entity | None:
+        """A principal or resource (`{"type", "id", "attributes"}`), memoized by its type and id
+        and by the identity of its attributes (whose masking `Masker._part` memoizes)."""
+        attributes = entity.get("attributes", _ABSENT)
+        etype, eid = entity.get("type"), entity.get("id")
+        memo = masker._entity_memo
+        key = None
+        if type(etype) is str and type(eid) is str:
+            key = (side, etype, eid, id(attributes))
+            found = memo.get(key)
+            if found is not None and found.attributes is attributes and found.keys == tuple(entity):
+                return found  # type: ignore[no-any-return]
+        if len(entity) > masker.max_items:
+            return None
+        max_string = masker.max_string
+        plan = masker._entities.get(etype) if type(etype) is str else None
+        used = 2
+        items: list[tuple[str, Any]] = []
+        parts: list[_Part] = []
+        for k, v in entity.items():
+            if type(k) is not str or len(k) > max_string:
+                return None
+            t = type(v)
+            if t is str:
+                if len(v) > max_string:
+                    return None
+                used += len(k) + len(v)
+            elif t is dict and k == "attributes":
+                v = masker._part(side, v, plan.get(k) if plan is not None else None, (("", side), k), 2)
+                if v is None:
+                    return None
+                parts.append(v)
+                used += len(k) + v.consumed
+            else:
+                return None
+            items.append((k, v))
+        found = _Entity(attributes, tuple(entity), items, parts, used)
+        if key is not None and found.keys and _ENTITY_KEYS.issuperset(found.keys):  # every value is in the key
+            if len(memo) >= _MEMO_ENTRIES:
+                try:
+                    del memo[next(iter(memo))]  # the oldest
+                except (KeyError, RuntimeError, StopIteration):  # another writer thread got there
+                    memo.clear()
+            memo[key] = found
+        return found
+
+    def _jkey(self, k: str) -> str:
+        text = self._jkeys.get(k)
+        if text is None:
+            text = _jstr(k) + ":"
+            if len(self._jkeys) < 256:
+                self._jkeys[k] = text
+        return text
+
+    def _jvalue(self, v: Any) -> str:
+        if type(v) is str:
+            return _jstr(v)  # type: ignore[no-any-return]
+        text = v.json
+        if text is None:
+            if type(v) is _Part:
+                text = self._json(v.copy)
+            else:
+                text = "{" + ",".join([self._jkey(k) + self._jvalue(x) for k, x in v.items]) + "}"
+            v.json = text
+        return text  # type: ignore[no-any-return]
+
+    def _pkey(self, k: str) -> bytes:
+        packed = self._pkeys.get(k)
+        if packed is None:
+            packed = self._pack(k)
+            if len(self._pkeys) < 256:
+                self._pkeys[k] = packed
+        return packed
+
+    def _pvalue(self, v: Any) -> bytes:
+        if type(v) is str:
+            return self._pack(v)  # type: ignore[no-any-return]
+        packed = v.packed
+        if packed is None:
+            if type(v) is _Part:
+                packed = self._pack(v.copy)
+            else:
+                packed = b"".join(
+                    [self._packer.pack_map_header(len(v.items))] + [self._pkey(k) + self._pvalue(x) for k, x in v.items]
+                )
+            v.packed = packed
+        return packed  # type: ignore[no-any-return]
+
+
 class DecisionLog(_SinkBase):
     """Writes decision events to a file from a background thread; see the module docstring.
 
     Memory: at most `queue_size` events wait in the queue, plus the batch being written (at most
     another `queue_size`). `queue_depth()` counts both: events accepted and not yet on disk.
+    Events reach the file about `write_interval` seconds after they are queued (at once with
+    `flush` and `close`, and as soon as a batch of them waits).
     `submit_timeout` (None: wait forever) bounds how long `submit`/`submit_async` wait for room
     with `on_full="block"`; `close_timeout` how long `close` keeps retrying a failing write before
     it gives the remaining events up (counted in `dropped`, reported). Two logs must not share a
@@ -816,6 +1497,7 @@ class DecisionLog(_SinkBase):
         submit_timeout: float | None = 30.0,
         close_timeout: float = 30.0,
         retry_interval: float = 0.05,
+        write_interval: float = 0.1,
         fsync: bool = False,
         on_error: Callable[[BaseException], None] | None = None,
         opener: Callable[[str], LogFile] | None = None,
@@ -826,6 +1508,8 @@ class DecisionLog(_SinkBase):
             raise ValueError(f"on_full must be 'block' or 'drop', not {on_full!r}")
         if queue_size < 1 or max_bytes < 0 or backups < 0:
             raise ValueError("queue_size must be positive; max_bytes and backups must not be negative")
+        if not write_interval > 0:
+            raise ValueError("write_interval must be positive")
         self.path = os.fspath(path)
         self.format: Format = "jsonl" if format == "jsonl" else "msgpack"
         self.max_bytes = max_bytes
@@ -835,6 +1519,7 @@ class DecisionLog(_SinkBase):
         self.submit_timeout = submit_timeout
         self.close_timeout = close_timeout
         self.retry_interval = retry_interval
+        self.write_interval = write_interval
         self.fsync = fsync
         self.on_error = on_error
         self._opener = opener or _open_append
@@ -853,14 +1538,21 @@ class DecisionLog(_SinkBase):
         self._json = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False)
         self._packer = msgpack.Packer(use_bin_type=True)
         self._encode = self._encode_jsonl if format == "jsonl" else self._encode_msgpack
+        composer = _Composer(self._json)
+        self._compose = composer.jsonl if format == "jsonl" else composer.msgpack
 
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)  # the writer waits here
         self._not_full = threading.Condition(self._lock)  # blocked producers wait here
         self._done = threading.Condition(self._lock)  # flush waits here
-        self._queue: list[DecisionEvent] = []
+        self._queue: list[QueueItem] = []
+        # The writer wakes when this many events wait (or every write_interval seconds, or for a
+        # flush, a close or a full queue), not for each event: a thread woken per event costs the
+        # event loop's thread more (GIL hand-offs) than the event itself.
+        self._wake_at = max(1, min(queue_size // 4, 1024))
         self._completed = 0  # events written or given up (counted in dropped)
         self._writer_idle = False
+        self._urgent = False  # a flush waits: write what is queued now
         self._blocked = 0  # producers waiting in submit
         self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._closing = False
@@ -875,7 +1567,7 @@ class DecisionLog(_SinkBase):
         self._thread.start()
 
     # ---- producers -------------------------------------------------------------------------
-    def submit(self, event: DecisionEvent) -> bool:
+    def submit(self, event: QueueItem) -> bool:
         """Queue `event`; True once queued, False when dropped (on_full="drop", queue full).
 
         With on_full="block" a full queue makes this wait (back-pressure) and raise
@@ -885,13 +1577,31 @@ class DecisionLog(_SinkBase):
             if self._closed or self._writer_dead is not None:
                 self._check_open()
             if len(self._queue) < self.queue_size or self._make_room():
-                self._queue.append(event)
+                queue = self._queue  # (a new list once the writer has taken the old one)
+                queue.append(event)
                 self.submitted += 1
-                if self._writer_idle:
+                if self._writer_idle and len(queue) >= self._wake_at:
                     self._not_empty.notify()
                 return True
             self.dropped += 1
         self._warn_dropped()
+        return False
+
+    def try_submit(self, event: QueueItem) -> bool:
+        """Queue `event` if there is room now, never waiting: False when the queue is full (nothing
+        is counted; call `submit_async` or `submit` then, which apply `on_full`). Raises
+        `DecisionLogClosed` after close. The cheap way for an event loop: a `PendingDecision` is
+        masked and encoded by the writer thread, in a batch."""
+        with self._lock:
+            if self._closed or self._writer_dead is not None:
+                self._check_open()
+            queue = self._queue
+            if len(queue) < self.queue_size:
+                queue.append(event)
+                self.submitted += 1
+                if self._writer_idle and len(queue) >= self._wake_at:
+                    self._not_empty.notify()
+                return True
         return False
 
     def _warn_dropped(self) -> None:
@@ -913,6 +1623,8 @@ class DecisionLog(_SinkBase):
             return False
         deadline = None if self.submit_timeout is None else time.monotonic() + self.submit_timeout
         self._blocked += 1
+        if self._writer_idle:
+            self._not_empty.notify()
         try:
             while len(self._queue) >= self.queue_size:
                 self._check_open()
@@ -938,7 +1650,7 @@ class DecisionLog(_SinkBase):
             f"decision log {self.path}: queue full ({self.queue_size} events) for {self.submit_timeout} s; {why}"
         )
 
-    async def submit_async(self, event: DecisionEvent) -> bool:
+    async def submit_async(self, event: QueueItem) -> bool:
         """`submit` for asyncio code; never blocks the event loop.
 
         Tries a non-blocking put first. When the queue is full: with on_full="drop" drops and
@@ -957,9 +1669,11 @@ class DecisionLog(_SinkBase):
                 if len(self._queue) < self.queue_size:
                     self._queue.append(event)
                     self.submitted += 1
-                    if self._writer_idle:
+                    if self._writer_idle and len(self._queue) >= self._wake_at:
                         self._not_empty.notify()
                     return True
+                if self._writer_idle:
+                    self._not_empty.notify()
                 if self.on_full == "drop":
                     self.dropped += 1
                     dropping = True
@@ -988,6 +1702,9 @@ class DecisionLog(_SinkBase):
         False if `timeout` seconds passed first (e.g. while a failing write is being retried)."""
         with self._lock:
             target = self.submitted
+            if self._completed < target:
+                self._urgent = True
+                self._not_empty.notify()
             return self._done.wait_for(lambda: self._completed >= target, timeout)
 
     def close(self) -> None:
@@ -1033,16 +1750,29 @@ class DecisionLog(_SinkBase):
         while True:
             if not pending:
                 with self._lock:
-                    while not self._queue:
+                    waited = False
+                    while True:
+                        queue = self._queue
+                        if queue and (
+                            waited
+                            or self._closing
+                            or self._urgent
+                            or self._blocked
+                            or self._async_waiters
+                            or len(queue) >= self._wake_at
+                        ):
+                            break
                         if self._closing:
                             return
                         self._writer_idle = True
-                        self._not_empty.wait(0.25)
+                        self._not_empty.wait(self.write_interval)
                         self._writer_idle = False
+                        waited = True
                         if not main.is_alive():  # the program ended without close(): drain and stop
                             self._closing = True
                             self._abandon_at = time.monotonic() + self.close_timeout
                     batch, self._queue = self._queue, []
+                    self._urgent = False
                     if self._blocked:
                         self._not_full.notify_all()
                     waiters, self._async_waiters = self._async_waiters, []
@@ -1072,14 +1802,21 @@ class DecisionLog(_SinkBase):
                 self.dropped += n
             self._done.notify_all()
 
-    def _encode_batch(self, batch: list[DecisionEvent]) -> list[bytes]:
+    def _encode_batch(self, batch: list[QueueItem]) -> list[bytes]:
         out = []
-        encode = self._encode
+        encode, compose = self._encode, self._compose
         for event in batch:
             try:
-                out.append(encode(event))
+                if type(event) is tuple:  # a PendingDecision
+                    try:
+                        record = compose(event)
+                    except Exception:  # composing is an optimisation: the long way says what is wrong
+                        record = None
+                    out.append(record if record is not None else encode(event_for_outcome(event)))
+                else:
+                    out.append(encode(event))  # type: ignore[arg-type]
             except Exception as exc:
-                self._report(exc, f"cannot encode event {getattr(event, 'decision_id', '?')}; dropped")
+                self._report(exc, f"cannot encode event {_decision_id(event)}; dropped")
                 self._finish(1, dropped=True)
         return out
 
@@ -1212,6 +1949,12 @@ class DecisionLog(_SinkBase):
                 self.on_error(exc)
             except Exception:
                 logger.exception("decision log %s: the on_error callback failed", self.path)
+
+
+def _decision_id(event: Any) -> str:
+    if type(event) is tuple:
+        event = event[0]
+    return str(getattr(event, "decision_id", "?"))
 
 
 def _wake(waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]) -> None:

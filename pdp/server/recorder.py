@@ -1,12 +1,13 @@
 """The decision log as the server feeds it: every outcome, cache hits included.
 
-Events are built here (masked per the schema of the revision that decided) and queued to
-the writer thread of `pdp.decision_log`; the queue's back-pressure or drop policy applies.
+`record` only queues the outcome (with the masker of the revision that decided, the source and
+the time): the writer thread of `pdp.decision_log` masks and encodes it later, in a batch, from
+memoized pieces. The queue's back-pressure or drop policy applies.
 """
 
 from __future__ import annotations
 
-import dataclasses
+from time import time as _now
 from typing import Any
 
 from pdp.server.config import Settings
@@ -36,6 +37,8 @@ class LogRecorder:
         self.worker = worker
         self._maskers: dict[str, Any] = {}
         self._last: Any = None
+        # A DecisionLog takes outcomes as they are; other sinks get finished events.
+        self._try_submit = log.try_submit if isinstance(log, decision_log.DecisionLog) else None
 
     def _masker(self, outcome: Outcome) -> Any:
         """The masker of the deciding revision's schema; without one (no policy has ever loaded)
@@ -51,7 +54,14 @@ class LogRecorder:
         return masker
 
     async def record(self, outcome: Outcome, source: str) -> None:
-        masker = self._masker(outcome)
+        masker = self._maskers.get(outcome.decision.revision) if outcome.schema is not None else self._last
+        if masker is None:
+            masker = self._masker(outcome)
+        if masker is not None and self._try_submit is not None:
+            pending = (outcome, masker, source, self.worker, _now())
+            if not self._try_submit(pending):  # full: wait for room (or drop), per on_full
+                await self.log.submit_async(pending)
+            return
         request = outcome.request if masker is not None else _without_values(outcome.request)
         event = self._module.event_for(
             request,
@@ -63,22 +73,9 @@ class LogRecorder:
             source=source,
             unauthenticated=outcome.unauthenticated,
             worker=self.worker,
+            sensitive_headers=outcome.sensitive_headers,
+            sensitive_advice=outcome.sensitive_advice,
         )
-        if outcome.sensitive_headers and event.obligations:
-            event = dataclasses.replace(
-                event,
-                obligations=tuple(
-                    {**o, "value": "<masked>"} if o.get("name") in outcome.sensitive_headers else o
-                    for o in event.obligations
-                ),
-            )
-        if outcome.sensitive_advice and event.advice:
-            event = dataclasses.replace(
-                event,
-                advice=tuple(
-                    {**a, "value": "<masked>"} if a.get("name") in outcome.sensitive_advice else a for a in event.advice
-                ),
-            )
         await self.log.submit_async(event)
 
     def queue_depth(self) -> float:
