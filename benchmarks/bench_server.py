@@ -2,7 +2,9 @@
 throughput with and without the decision log, and tail latency while policies reload.
 
 All servers are real `pdp serve` processes on loopback; clients run in this process, so
-client and server share the machine's two cores. Only ratios taken in one run mean much.
+client and server share the machine's two cores. Only ratios taken in one run mean much, and
+the paired ones (`test_vs_empty_rpc_paired`: each call alternating with an empty RPC on the
+same channel, and interleaved in slices) are the ones a drift in load cannot bias.
 """
 
 from __future__ import annotations
@@ -109,20 +111,78 @@ def test_authorize_cache_hit(benchmark: Any, servers: dict[str, Server]) -> None
     _note_ratio("cache hit vs miss", "authorize_cache_hit", "authorize", "lower is better")
 
 
-def test_batch_of_100(benchmark: Any, servers: dict[str, Server]) -> None:
-    benchmark.group = "server: one call"
-    stub = servers["uncached"].stub()
+def _batch_request() -> pb.AuthorizeBatchRequest:
+    """One principal and context, 50 documents (4 distinct ids) x read and write: 100 decisions."""
     resources = ["doc-plan", "doc-merger", "doc-handbook", "doc-roadmap"]
     items = [
         pb.ResourceActions(resource=pb.Entity(type="Document", id=resources[i % 4]), actions=["read", "write"])
         for i in range(50)
     ]
     probe = authorize_request(user("bob"))
-    request = pb.AuthorizeBatchRequest(principal=probe.principal, context=probe.context, items=items)
+    return pb.AuthorizeBatchRequest(principal=probe.principal, context=probe.context, items=items)
+
+
+def test_batch_of_100(benchmark: Any, servers: dict[str, Server]) -> None:
+    benchmark.group = "server: one call"
+    stub = servers["uncached"].stub()
+    request = _batch_request()
     assert len(stub.AuthorizeBatch(request).results) == 100
     benchmark.pedantic(lambda: stub.AuthorizeBatch(request), rounds=300, warmup_rounds=20)
     _record("batch_100", benchmark)
     _note_ratio("batch of 100 decisions vs one empty RPC", "batch_100", "empty_rpc", "target p50 <= 2x")
+
+
+def _paired(a: Any, b: Any, pairs: int) -> tuple[list[float], list[float]]:
+    """Per-call latencies of `a` and `b`, called alternately (order flipping), so that a drift
+    in the machine's load (client and server share it) hits both sides alike."""
+    ta, tb = [], []
+    clock = time.perf_counter
+    for i in range(pairs):
+        first, second, t_first, t_second = (a, b, ta, tb) if i % 2 else (b, a, tb, ta)
+        began = clock()
+        first()
+        mid = clock()
+        second()
+        t_first.append(mid - began)
+        t_second.append(clock() - mid)
+    return sorted(ta), sorted(tb)
+
+
+def _pct(data: list[float], q: float) -> float:
+    return data[min(len(data) - 1, int(len(data) * q))]
+
+
+@pytest.mark.parametrize("call", ["authorize", "batch_100"])
+def test_vs_empty_rpc_paired(benchmark: Any, servers: dict[str, Server], call: str) -> None:
+    """The targets again, each call paired with an empty RPC on the same server (and the same
+    channel) in one loop, and interleaved in slices: load drift cannot bias these ratios."""
+    benchmark.group = "server: paired with an empty RPC"
+    channel = servers["uncached"].channel()
+    health, stub = health_pb2_grpc.HealthStub(channel), pb_grpc.AuthorizationServiceStub(channel)
+    probe = health_pb2.HealthCheckRequest(service="")
+    empty = lambda: health.Check(probe)  # noqa: E731
+    if call == "authorize":
+        single = authorize_request(user("bob"))
+        fn, pairs, target = (lambda: stub.Authorize(single)), ROUNDS, "target p50 <= 1.1x, p99 <= 1.2x"
+        label = "Authorize"
+    else:
+        request = _batch_request()
+        fn, pairs, target = (lambda: stub.AuthorizeBatch(request)), ROUNDS // 4, "target p50 <= 2x"
+        label = "batch of 100"
+    for _ in range(100):
+        fn()
+        empty()
+    measured, base = _paired(fn, empty, pairs)
+    benchmark.pedantic(fn, rounds=1)
+    (c50, c99), (e50, e99) = (_pct(measured, 0.5), _pct(measured, 0.99)), (_pct(base, 0.5), _pct(base, 0.99))
+    benchmark.extra_info.update({"p50_us": c50 * 1e6, "empty_p50_us": e50 * 1e6, "p50_ratio": c50 / e50})
+    _results.MEDIANS[f"server_{call}_paired"] = c50
+    _results.NOTES.append(
+        f"{label} vs empty RPC (paired calls): p50 {c50 * 1e6:.0f} us / {e50 * 1e6:.0f} us = {c50 / e50:.2f}x, "
+        f"p99 {c99 * 1e6:.0f} us / {e99 * 1e6:.0f} us = {c99 / e99:.2f}x ({target})"
+    )
+    _results.INTERLEAVED[f"{label} / empty RPC"] = _results.interleaved_ratio(fn, empty, rounds=41, slice_s=0.02)
+    channel.close()
 
 
 async def _load(target: str, concurrency: int, calls: int) -> float:

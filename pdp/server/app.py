@@ -31,8 +31,9 @@ from pdp.server.policy_store import PolicyStore, Snapshot
 from pdp.server.recorder import build_recorder
 from pdp.server.service import DecisionService, TokenVerifierLike
 from pdp.server.servicer import AuthorizationServicer
+from pdp.server.servicer import add_to_server as add_authorization_servicer
 from pdp.tokens import TokenConfig, TokenConfigError, TokenError, TokenVerifier
-from pdp.v1 import authorization_pb2, authorization_pb2_grpc
+from pdp.v1 import authorization_pb2
 
 log = logging.getLogger("pdp.server")
 
@@ -196,7 +197,7 @@ async def serve(settings: Settings, *, worker: int = 0) -> int:
             ("grpc.so_reuseport", 1),
         ]
     )
-    authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    add_authorization_servicer(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     add_envoy_servicer(server, service, recorder, settings)
     reflection.enable_server_reflection(

@@ -14,11 +14,14 @@ Reading the request:
 - Headers come from `headers` (a map, repeats comma-joined by Envoy) **and** `header_map`
   (`encode_raw_headers: true`, proxyless gRPC: repeated `raw_value` bytes): both are read and
   merged, a name present in `header_map` taking its value from there (repeats comma-joined, as
-  Envoy does for `headers`; bytes that are not UTF-8 are replaced). Names are lower-cased.
+  Envoy does for `headers`; bytes that are not UTF-8 are replaced). Names are lower-cased. A
+  decision reads only `authorization` and the headers the policy's routes name, so when Envoy
+  sent lower-case `headers` and no `header_map`, only those are read off the message.
 - `source.address.socket_address.address` is the source IP (the TCP peer: `x-forwarded-for` is
   not trusted), `source.principal` the peer's identity (a SPIFFE id under mTLS).
 
-Answering:
+Answering (the server sends the serialized answer: an allow is a per-decision template's bytes
+with the decision id spliced in):
 
 - **Allow**: `status` OK and `ok_response`: `x-pdp-decision-id` (always, first), the decision's
   `header` obligations, and `x-pdp-mask` (comma-separated paths) when the decision has `mask`
@@ -51,7 +54,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 import grpc
@@ -106,32 +109,61 @@ class _Undischargeable(ValueError):
 # ---- request ---------------------------------------------------------------------------------
 
 
-def http_request(check: Any) -> HttpRequest:
-    """The gateway request inside an Envoy CheckRequest (see the module docstring)."""
+def http_request(check: Any, names: Collection[str] | None = None) -> HttpRequest:
+    """The gateway request inside an Envoy CheckRequest (see the module docstring). `names`: see
+    `request_headers`."""
+    return HttpRequest(*_request_parts(check, names))
+
+
+def _request_parts(check: Any, names: Collection[str] | None = None) -> tuple[str, str, dict[str, str], str, str]:
+    """`http_request`'s fields: method, target, headers, source IP, source principal."""
     attributes = check.attributes
-    if not attributes.request.HasField("http"):
+    request = attributes.request
+    if not request.HasField("http"):
         raise BadCheckRequest("not an HTTP request: attributes.request.http is missing", "attributes.request.http")
-    http = attributes.request.http
-    headers = request_headers(http)
-    method = http.method or headers.get(":method", "")
+    http = request.http
+    method = http.method
+    target = http.path
+    if not method or not target:
+        names = None  # the pseudo-headers stand in
+    headers = request_headers(http, names)
     if not method:
-        raise BadCheckRequest("the request has no method", "attributes.request.http.method")
-    target = http.path or headers.get(":path", "")
+        method = headers.get(":method", "")
+        if not method:
+            raise BadCheckRequest("the request has no method", "attributes.request.http.method")
     if not target:
-        raise BadCheckRequest("the request has no path", "attributes.request.http.path")
+        target = headers.get(":path", "")
+        if not target:
+            raise BadCheckRequest("the request has no path", "attributes.request.http.path")
     if http.query and "?" not in target:
         target = f"{target}?{http.query}"
     source = attributes.source
-    address = source.address.socket_address.address if source.address.HasField("socket_address") else ""
-    return HttpRequest(method, target, headers, address, source.principal)
+    # An address that is not a socket address (a pipe, ...) reads as the default: no IP.
+    return method, target, headers, source.address.socket_address.address, source.principal
 
 
-def request_headers(http: Any) -> dict[str, str]:
-    """`headers` merged with `header_map`; a name in `header_map` takes its value from there."""
-    out = dict(http.headers)
+def request_headers(http: Any, names: Collection[str] | None = None) -> dict[str, str]:
+    """`headers` merged with `header_map`; a name in `header_map` takes its value from there.
+
+    `names` (lower-case): the only headers the caller reads. Then, in the common case (Envoy's
+    lower-case `headers` and no `header_map`) only those are read off the message; in any other
+    case all of them are, as without `names`.
+    """
+    given = http.headers
+    entries = http.header_map.headers if http.HasField("header_map") else ()
+    if names is not None and not entries:
+        if not given:
+            return {}
+        if "".join(given).islower():
+            found = {}
+            for name in names:
+                value = given.get(name)
+                if value is not None:
+                    found[name] = value
+            return found
+    out = dict(given)
     if out and not "".join(out).islower():  # Envoy sends lower-case names; others may not
         out = {key.lower(): value for key, value in out.items()}
-    entries = http.header_map.headers
     if entries:
         raw: dict[str, list[str]] = {}
         for entry in entries:
@@ -163,45 +195,67 @@ class EnvoyAuthorizationServicer(external_auth_pb2_grpc.AuthorizationServicer): 
         self._configured_removals = _removable(settings.envoy_remove_headers)
         self._revision: str | None = None
         self._removals: tuple[str, ...] = ()
-        self._templates: dict[int, tuple[Decision, Any, str]] = {}  # id(decision) -> (it, response|None, why)
+        # id(decision) -> (it, allow response or None, why not, {id length: the response's bytes around the ids})
+        self._templates: dict[int, tuple[Decision, Any, str, dict[int, tuple[bytes, ...]]]] = {}
 
     async def Check(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        """`check`, answering a CheckResponse message."""
+        return external_auth_pb2.CheckResponse.FromString(await self.check(request, context))
+
+    async def check(self, request: Any, context: grpc.aio.ServicerContext) -> bytes:
+        """Decide, record, answer: the serialized CheckResponse (what the server registers)."""
         try:
             outcome = self.decide(request)
             await self.recorder.record(outcome, SOURCE)
-            return self.response(outcome)
+            return self.encode(outcome)
         except Exception:
             decision_id = self.service.ids.next()
             log.exception("envoy ext_authz: internal error; denying (decision id %s)", decision_id)
-            return self._internal_error(decision_id)
+            return _serialized(self._internal_error(decision_id))
 
     def decide(self, request: Any) -> Outcome:
+        service = self.service
+        snapshot = service.store.current
         try:
-            http = http_request(request)
+            if snapshot is None:  # nothing is loaded (the service denies it)
+                http = http_request(request)
+            else:  # only the headers that this revision's routes (and the token) read
+                parts = _request_parts(request, service.gateway_headers(snapshot))
         except BadCheckRequest as exc:
             return self._rejected(exc)
-        return self.service.decide_http(http)
+        if snapshot is None:
+            return service.decide_http(http)
+        return service.decide_http_parts(*parts, snapshot=snapshot)
 
     def response(self, outcome: Outcome) -> Any:
+        """The CheckResponse message for `outcome`."""
+        return external_auth_pb2.CheckResponse.FromString(self.encode(outcome))
+
+    def encode(self, outcome: Outcome) -> bytes:
+        """The serialized CheckResponse for `outcome`: an allow is its decision's template with
+        the decision id put in (spliced into the template's bytes, which keep one blank of the
+        id's length in each of its two places)."""
         decision = outcome.decision
         if not decision.allowed and not self.dry_run:
-            return self._deny(outcome)
+            return _serialized(self._deny(outcome))
         self._check_revision()
         entry = self._templates.get(id(decision))
         if entry is None or entry[0] is not decision:
-            entry = (decision, *self._allow_template(decision))
+            entry = (decision, *self._allow_template(decision), {})
             if len(self._templates) >= _TEMPLATES_MAX:
                 self._templates.clear()
             self._templates[id(decision)] = entry
-        template, problem = entry[1], entry[2]
+        template, problem, spliced = entry[1], entry[2], entry[3]
         if template is None:
             log.warning("envoy ext_authz: decision %s denied: %s", outcome.decision_id, problem)
-            return self._deny(outcome)
-        response = external_auth_pb2.CheckResponse()
-        response.CopyFrom(template)
-        response.ok_response.headers[0].header.value = outcome.decision_id
-        response.dynamic_metadata.fields["decision_id"].string_value = outcome.decision_id
-        return response
+            return _serialized(self._deny(outcome))
+        raw = outcome.decision_id.encode()
+        parts = spliced.get(len(raw))
+        if parts is None:
+            parts = spliced[len(raw)] = _splice_points(template, len(raw))
+        if parts:
+            return raw.join(parts)
+        return _serialized(_with_id(template, outcome.decision_id))
 
     # ---- answers -----------------------------------------------------------------------------
 
@@ -340,6 +394,36 @@ def _obligations(obligations: Iterable[Mapping[str, Any]]) -> _Obligations:
     return sets, [name for name in removes if name not in set_names], masks
 
 
+def _serialized(message: Any) -> bytes:
+    out: bytes = message.SerializeToString()
+    return out
+
+
+def _with_id(template: Any, decision_id: str) -> Any:
+    response = external_auth_pb2.CheckResponse()
+    response.CopyFrom(template)
+    response.ok_response.headers[0].header.value = decision_id
+    response.dynamic_metadata.fields["decision_id"].string_value = decision_id
+    return response
+
+
+def _splice_points(template: Any, length: int) -> tuple[bytes, ...]:
+    """The allow template serialized with a blank decision id of `length` bytes, cut around the
+    two blanks: `id.join(parts)` is the answer for an id of that length. Empty when the blank
+    is not found exactly twice, or the result does not parse as the answer built field by field
+    (the caller then builds it so)."""
+    if length == 0:
+        return ()
+    blank = "\x00" * length
+    parts = tuple(_with_id(template, blank).SerializeToString().split(blank.encode()))
+    sample = "s" * length
+    if len(parts) != 3 or external_auth_pb2.CheckResponse.FromString(sample.encode().join(parts)) != _with_id(
+        template, sample
+    ):
+        return ()
+    return parts
+
+
 def policy_header_names(policy: Any) -> frozenset[str]:
     """Every header name an obligation of the compiled policy can set."""
     names: set[str] = set()
@@ -395,7 +479,14 @@ def _token_problem(errors: Iterable[DecisionError]) -> str:
 def add_envoy_servicer(
     server: grpc.aio.Server, service: DecisionService, recorder: Recorder, settings: Settings
 ) -> EnvoyAuthorizationServicer:
-    """Register `envoy.service.auth.v3.Authorization` on the gRPC server (same port)."""
+    """Register `envoy.service.auth.v3.Authorization` on the gRPC server (same port); `check`
+    answers bytes, sent as they are."""
     servicer = EnvoyAuthorizationServicer(service, recorder, settings)
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(servicer, server)
+    handlers = {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            servicer.check, request_deserializer=external_auth_pb2.CheckRequest.FromString
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
     return servicer

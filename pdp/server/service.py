@@ -6,14 +6,13 @@ of them verify tokens, cache, log and count the same way. No gRPC in here.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import logging
 import os
 import time
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Hashable, Mapping
+from itertools import islice, repeat
+from typing import Any, NamedTuple, Protocol
 
 from pdp.cache import DecisionCache
 from pdp.decision import Decision, DecisionError
@@ -26,8 +25,13 @@ class TokenVerifierLike(Protocol):
     def verify(self, token: str) -> Any: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+_NOTHING: frozenset[str] = frozenset()
+
+
+class Outcome(NamedTuple):
+    """One decision as it is answered and logged. Immutable; a tuple, so that the servers make
+    one per decision (every decision of a batch too) for the cost of a tuple."""
+
     decision: Decision
     decision_id: str
     cached: bool
@@ -36,34 +40,46 @@ class Outcome:
     request: dict[str, Any]
     latency_us: float
     schema: Any = None  # of the revision that decided: the decision log masks by it
-    sensitive_headers: frozenset[str] = frozenset()  # header obligations filled from sensitive attributes
-    sensitive_advice: frozenset[str] = frozenset()  # advice filled from sensitive attributes
+    sensitive_headers: frozenset[str] = _NOTHING  # header obligations filled from sensitive attributes
+    sensitive_advice: frozenset[str] = _NOTHING  # advice filled from sensitive attributes
 
+
+_new_outcome = tuple.__new__  # _new_outcome(Outcome, (all ten fields)): no argument parsing
+_clock = time.perf_counter
 
 _NO_POLICY = "no policy is loaded; every request is denied until one compiles"
 
 
-def _shown(http: HttpRequest) -> dict[str, str]:
+def _shown(method: str, target: str) -> dict[str, str]:
     # The query string may carry values a route maps onto sensitive attributes: keep it out of logs.
-    return {"method": http.method, "path": http.target.split("?", 1)[0].split("#", 1)[0]}
+    return {"method": method, "path": target.split("?", 1)[0].split("#", 1)[0]}
+
+
+def _token_error() -> type[Exception]:
+    from pdp.tokens import TokenError  # only servers with token keys need pdp.tokens
+
+    return TokenError
 
 
 class _TokensUnavailable:
     def verify(self, token: str) -> Any:
-        from pdp.tokens import TokenError
-
-        raise TokenError("token keys unavailable")
+        raise _token_error()("token keys unavailable")
 
 
 class DecisionIds:
     """Unique across processes and restarts without a syscall per id: random prefix + counter."""
 
     def __init__(self) -> None:
-        self._prefix = os.urandom(6).hex()
+        self._prefix = os.urandom(6).hex() + "-"
         self._counter = itertools.count(1)
 
     def next(self) -> str:
-        return f"{self._prefix}-{next(self._counter):010d}"
+        return self._prefix + str(next(self._counter)).zfill(10)  # f"{prefix}-{n:010d}", faster
+
+    def take(self, n: int) -> list[str]:
+        """`n` ids at once (for a batch)."""
+        prefix = self._prefix
+        return [prefix + str(i).zfill(10) for i in islice(self._counter, n)]
 
 
 class DecisionService:
@@ -80,6 +96,8 @@ class DecisionService:
         self.cache = cache
         self.metrics = metrics
         self.ids = DecisionIds()
+        self._id_prefix = self.ids._prefix  # noqa: SLF001 - `_finish` makes ids.next()'s ids inline
+        self._id_numbers = self.ids._counter.__next__  # noqa: SLF001
         self._verifier_factory = verifier_factory
         self._verifier: TokenVerifierLike | None = None
         self._verifier_revision = ""
@@ -87,6 +105,11 @@ class DecisionService:
         self._headers_for: Any = None
         self._clock_routes = False
         self._header_names: tuple[str, ...] = ()
+        self._routes: tuple[Snapshot | None, Any, tuple[str, ...], bool] = (None, None, (), False)
+        self._policy: tuple[Snapshot | None, tuple[Any, frozenset[str], frozenset[str]]] = (
+            None,
+            (None, _NOTHING, _NOTHING),
+        )
 
     def on_swap(self, snapshot: Snapshot) -> None:
         """A new policy revision: old cached answers go, and claims map onto the new schema."""
@@ -104,7 +127,7 @@ class DecisionService:
         force_token: bool = False,
         looked_up: bool = False,  # the caller already missed the cache with this key
     ) -> Outcome:
-        started = time.perf_counter()
+        started = _clock()
         snapshot = self.store.current
         if snapshot is None:
             return self._finish(
@@ -117,17 +140,22 @@ class DecisionService:
                 return self._finish(snapshot, started, verified, request, False, True, 0)
             request, expires_at = verified
         key = None
-        if cache_key is not None and self.cache.enabled:
+        cache = self.cache
+        if cache_key is not None and cache.enabled:
             key = (snapshot.revision, cache_key)
-            hit = None if looked_up else self.cache.get(key)
+            hit = None if looked_up else cache.get(key)
             if self.metrics is not None:
-                (self.metrics.cache_hits if hit is not None else self.metrics.cache_misses).inc()
+                if hit is None:
+                    self.metrics.cache_misses += 1
+                else:
+                    self.metrics.cache_hits += 1
             if hit is not None:
                 return self._finish(snapshot, started, hit, request, True, False, self._ttl_ms(hit, expires_at))
         decision = snapshot.engine.decide(request)
         if key is not None and not decision.time_dependent:
-            self.cache.put(key, decision)
-        return self._finish(snapshot, started, decision, request, False, False, self._ttl_ms(decision, expires_at))
+            cache.put(key, decision)
+        ttl = self._ttl_ms(decision, expires_at) if cache.enabled else 0  # 0 either way with the cache off
+        return self._finish(snapshot, started, decision, request, False, False, ttl)
 
     def decide_batch(
         self,
@@ -139,8 +167,11 @@ class DecisionService:
         keys: list[Hashable] | None = None,
     ) -> list[Outcome]:
         """Many (resource, action) pairs for one principal and context: the token is verified and
-        the principal and context are checked once; each answer is cached and logged on its own."""
-        started = time.perf_counter()
+        the principal and context are checked once; each answer is cached and logged on its own.
+
+        Every decision of the batch gets its own outcome and id; they share the batch's latency
+        (its time up to the last decision), which the metrics count once per decision."""
+        started = _clock()
         snapshot = self.store.current
         base: dict[str, Any] = {"principal": principal} if principal is not None else {}
         if context is not None:
@@ -154,73 +185,143 @@ class DecisionService:
             if isinstance(verified, Decision):
                 return [self._finish(snapshot, started, verified, base, False, True, 0) for _ in items]
             base, expires_at = verified
-        results: list[Outcome | None] = [None] * len(items)
-        todo = []
-        for i, (resource, action) in enumerate(items):
-            key = (snapshot.revision, keys[i]) if keys is not None and self.cache.enabled else None
-            hit = self.cache.get(key) if key is not None else None
-            if self.metrics is not None and key is not None:
-                (self.metrics.cache_hits if hit is not None else self.metrics.cache_misses).inc()
-            if hit is not None:
-                request = {**base, "resource": resource, "action": action}
-                results[i] = self._finish(snapshot, started, hit, request, True, False, self._ttl_ms(hit, expires_at))
-            else:
-                todo.append((i, key))
-        decisions = snapshot.engine.decide_batch(
-            base.get("principal"), base.get("context"), [items[i] for i, _ in todo]
-        )
-        for (i, key), decision in zip(todo, decisions, strict=True):
-            if key is not None and not decision.time_dependent:
-                self.cache.put(key, decision)
-            request = {**base, "resource": items[i][0], "action": items[i][1]}
-            results[i] = self._finish(
-                snapshot, started, decision, request, False, False, self._ttl_ms(decision, expires_at)
+        engine = snapshot.engine
+        cache = self.cache
+        n = len(items)
+        cached: list[bool] | None = None
+        if keys is not None and cache.enabled:
+            revision = snapshot.revision
+            decisions: list[Decision] = [None] * n  # type: ignore[list-item]
+            todo = []
+            for i, key in enumerate(keys):
+                found = cache.get((revision, key))
+                if found is None:
+                    todo.append(i)
+                else:
+                    decisions[i] = found
+            cached = [d is not None for d in decisions]
+            if self.metrics is not None:
+                self.metrics.count_cache(n - len(todo), len(todo))
+            fresh = engine.decide_batch(base.get("principal"), base.get("context"), [items[i] for i in todo])
+            for i, decision in zip(todo, fresh, strict=True):
+                decisions[i] = decision
+                if not decision.time_dependent:
+                    cache.put((revision, keys[i]), decision)
+        else:
+            decisions = engine.decide_batch(base.get("principal"), base.get("context"), items)
+        if len(decisions) != n:
+            raise RuntimeError(f"the engine answered {len(decisions)} of {n} decisions")
+        ttl = self._ttl_ms(None, expires_at)
+        schema, headers, advice = self._policy_info(snapshot)
+        ids = self.ids.take(n)
+        latency_us = (_clock() - started) * 1e6
+        out: list[Outcome] = []
+        append = out.append
+        allowed = errored = 0
+        principal, context = base.get("principal"), base.get("context")
+        plain = len(base) == 2 and principal is not None and context is not None
+        for (resource, action), decision, decision_id, hit in zip(  # noqa: B905 - lengths checked above
+            items, decisions, ids, cached or repeat(False)
+        ):
+            if decision.errors:
+                errored += 1
+            elif decision.allowed:
+                allowed += 1
+            request = (
+                {"principal": principal, "context": context, "resource": resource, "action": action}
+                if plain
+                else {**base, "resource": resource, "action": action}
             )
-        return [r for r in results if r is not None]
+            ttl_ms = 0 if ttl and decision.time_dependent else ttl
+            append(
+                _new_outcome(
+                    Outcome,
+                    (decision, decision_id, hit, False, ttl_ms, request, latency_us, schema, headers, advice),
+                )
+            )
+        if self.metrics is not None:
+            self.metrics.observe_many(allowed, n - allowed - errored, errored, latency_us / 1e6)
+        return out
 
-    def decide_http(self, http: HttpRequest) -> Outcome:
+    def decide_http(self, http: HttpRequest, *, snapshot: Snapshot | None = None) -> Outcome:
         """A gateway's HTTP request: route -> engine request; the bearer token is the principal.
 
         An unknown route or a path that cannot be normalized safely is a deny (never an allow).
         Equal requests (method, target, peer, and every header a route reads, the token included)
         share a cached answer, looked up before any mapping once the token has been checked.
+        `snapshot`: the revision to route with (by default the current one).
         """
-        started = time.perf_counter()
-        snapshot = self.store.current
+        return self.decide_http_parts(
+            http.method, http.target, http.headers, http.source_ip, http.source_principal, snapshot=snapshot, http=http
+        )
+
+    def decide_http_parts(
+        self,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        source_ip: str = "",
+        source_principal: str = "",
+        *,
+        snapshot: Snapshot | None = None,
+        http: HttpRequest | None = None,
+    ) -> Outcome:
+        """`decide_http` without an `HttpRequest` (one is made only when the request must be mapped)."""
+        started = _clock()
         if snapshot is None:
-            return self._finish(
-                snapshot, started, Decision(False, errors=(DecisionError(_NO_POLICY),)), {}, False, False, 0
-            )
-        table = snapshot.engine.policy.checked.routes
+            snapshot = self.store.current
+            if snapshot is None:
+                return self._finish(
+                    snapshot, started, Decision(False, errors=(DecisionError(_NO_POLICY),)), {}, False, False, 0
+                )
+        routes = self._routes
+        if routes[0] is not snapshot:
+            routes = self._routes_of(snapshot)
+        _, table, names, reads_clock = routes
         key: Hashable | None = None
-        reads_clock = self._route_reads_clock(table)
         if self.cache.enabled and not reads_clock:
-            headers = self._route_headers(table)
-            key = (
-                "http", http.method, http.target, http.source_ip, http.source_principal,
-                tuple(http.headers.get(name) for name in headers),
-            )  # fmt: skip
+            key = ("http", method, target, source_ip, source_principal, tuple(map(headers.get, names)))
             hit = self.cache.get((snapshot.revision, key))
             if hit is not None:
                 # The token is part of the key, but it may have expired since: check it again
                 # (the verifier keeps recent tokens, so this costs no signature check).
-                checked = self._check_token(bearer(http.headers), snapshot)
+                checked = self._check_token(bearer(headers), snapshot)
                 if isinstance(checked, Decision):
                     return self._finish(snapshot, started, checked, {}, False, True, 0)
                 if self.metrics is not None:
-                    self.metrics.cache_hits.inc()
-                return self._finish(
-                    snapshot, started, hit, {"http": _shown(http)}, True, False, self._ttl_ms(hit, checked)
-                )
+                    self.metrics.cache_hits += 1
+                ttl = self.cache.ttl_seconds  # `_ttl_ms`: a cached decision does not read the clock
+                if checked is not None:
+                    ttl = min(ttl, max(checked - time.time(), 0.0))
+                shown = {"method": method, "path": target.split("?", 1)[0].split("#", 1)[0]}  # `_shown`
+                return self._finish(snapshot, started, hit, {"http": shown}, True, False, int(ttl * 1000))
+        if http is None:
+            http = HttpRequest(method, target, headers, source_ip, source_principal)
         try:
             mapped = map_request(table, http, time.time())
         except MappingError as exc:
             denial = Decision(False, errors=(DecisionError(exc.message, field=exc.field),), revision=snapshot.revision)
-            return self._finish(snapshot, started, denial, {"http": _shown(http)}, False, False, 0)
+            return self._finish(snapshot, started, denial, {"http": _shown(method, target)}, False, False, 0)
         outcome = self.decide(mapped.request, token=mapped.token, cache_key=key, force_token=True, looked_up=True)
         if reads_clock:  # a route put the time into the request: the answer holds for this instant only
-            outcome = dataclasses.replace(outcome, cache_ttl_ms=0)
+            outcome = outcome._replace(cache_ttl_ms=0)
         return outcome
+
+    def gateway_headers(self, snapshot: Snapshot) -> tuple[str, ...]:
+        """Every header name (lower-case) that a gateway decision under `snapshot` reads: a
+        gateway may pass `decide_http` only these and decide the same."""
+        routes = self._routes
+        if routes[0] is not snapshot:
+            routes = self._routes_of(snapshot)
+        return routes[2]
+
+    def _routes_of(self, snapshot: Snapshot) -> tuple[Snapshot, Any, tuple[str, ...], bool]:
+        """(snapshot, its route table, the headers it reads, whether a route reads the clock)."""
+        table = snapshot.engine.policy.checked.routes
+        names = self._route_headers(table)
+        routes = (snapshot, table, names, self._clock_routes)
+        self._routes = routes
+        return routes
 
     def _route_reads_clock(self, table: Any) -> bool:
         self._route_headers(table)
@@ -255,14 +356,12 @@ class DecisionService:
 
     def _check_token(self, token: str, snapshot: Snapshot) -> Decision | float | None:
         """Verify a token without building a principal: a denial, or when the token expires."""
-        from pdp.tokens import TokenError
-
         verifier = self._verifier_for(snapshot)
         if verifier is None or not token:
             return self._verify(token, {}, snapshot)  # type: ignore[return-value]
         try:
             return getattr(verifier.verify(token), "expires_at", None)
-        except TokenError as exc:
+        except _token_error() as exc:
             return Decision(False, errors=(DecisionError(str(exc), field="bearer_token"),), revision=snapshot.revision)
 
     def _verify(
@@ -296,13 +395,23 @@ class DecisionService:
             self._verifier_revision = snapshot.revision
         return self._verifier
 
-    def _ttl_ms(self, decision: Decision, expires_at: float | None) -> int:
-        if decision.time_dependent or not self.cache.enabled:
+    def _ttl_ms(self, decision: Decision | None, expires_at: float | None) -> int:
+        """How long a client may reuse `decision` (None: any decision that does not read the clock)."""
+        if (decision is not None and decision.time_dependent) or not self.cache.enabled:
             return 0
         ttl = self.cache.ttl_seconds
         if expires_at is not None:
             ttl = min(ttl, max(expires_at - time.time(), 0.0))
         return int(ttl * 1000)
+
+    def _policy_info(self, snapshot: Snapshot) -> tuple[Any, frozenset[str], frozenset[str]]:
+        """What the decision log needs of the deciding revision: its schema and sensitive outputs."""
+        of, info = self._policy
+        if of is not snapshot:
+            policy = snapshot.engine.policy
+            info = (policy.checked.schema, policy.sensitive_headers, policy.sensitive_advice)
+            self._policy = (snapshot, info)
+        return info
 
     def _finish(
         self,
@@ -314,13 +423,17 @@ class DecisionService:
         unauthenticated: bool,
         ttl: int,
     ) -> Outcome:
-        latency_us = (time.perf_counter() - started) * 1e6
+        latency_us = (_clock() - started) * 1e6
         if self.metrics is not None:
             self.metrics.observe(decision.allowed, bool(decision.errors), latency_us / 1e6)
+        decision_id = self._id_prefix + str(self._id_numbers()).zfill(10)  # ids.next(), without the call
         if snapshot is None:
-            return Outcome(decision, self.ids.next(), cached, unauthenticated, ttl, request, latency_us)
-        policy = snapshot.engine.policy
-        return Outcome(
-            decision, self.ids.next(), cached, unauthenticated, ttl, request, latency_us,
-            policy.checked.schema, policy.sensitive_headers, policy.sensitive_advice,
-        )  # fmt: skip
+            info: tuple[Any, frozenset[str], frozenset[str]] = (None, _NOTHING, _NOTHING)
+        else:
+            of, info = self._policy
+            if of is not snapshot:
+                info = self._policy_info(snapshot)
+        return _new_outcome(
+            Outcome,
+            (decision, decision_id, cached, unauthenticated, ttl, request, latency_us, info[0], info[1], info[2]),
+        )
