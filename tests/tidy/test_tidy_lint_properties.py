@@ -54,7 +54,9 @@ def atoms(draw: st.DrawFn) -> Atom:
         negated = draw(st.booleans())
         return ("not principal.mfa" if negated else "principal.mfa"), (lambda env: env["mfa"] != negated)
     if draw(st.integers(0, 4)) == 0:
-        members = draw(st.lists(st.sampled_from(DOMAINS[attr][:-1] if attr == "tenant" else DOMAINS[attr]), max_size=3))
+        # The ends of the int domain stand for every value beyond them, so a list must not name them.
+        pool = {"tenant": DOMAINS["tenant"][:-1], "age": DOMAINS["age"][1:-1]}.get(attr, DOMAINS[attr])
+        members = draw(st.lists(st.sampled_from(pool), max_size=3))
         shown = ", ".join(f'"{m}"' if attr == "tenant" else str(m) for m in members)
         return f"principal.{attr} in [{shown}]", (lambda env: env[attr] in members)
     ops = ["==", "!="] if attr == "tenant" else list(OPS)
