@@ -1103,12 +1103,7 @@ class _Composer:
     def jsonl(self, item: PendingDecision) -> bytes | None:
         outcome, masker, source, worker, when = item
         decision_id, latency, cached = outcome.decision_id, outcome.latency_us, outcome.cached
-        if (
-            type(decision_id) is not str
-            or not (type(latency) is float or type(latency) is int)
-            or not math.isfinite(latency)
-            or type(cached) is not bool
-        ):
+        if not _plain_fields(decision_id, latency, cached):
             return None
         template = self._template(masker, outcome, source, worker, True)
         if template is None:
@@ -1122,12 +1117,7 @@ class _Composer:
     def msgpack(self, item: PendingDecision) -> bytes | None:
         outcome, masker, source, worker, when = item
         decision_id, latency, cached = outcome.decision_id, outcome.latency_us, outcome.cached
-        if (
-            type(decision_id) is not str
-            or not (type(latency) is float or type(latency) is int)
-            or not math.isfinite(latency)
-            or type(cached) is not bool
-        ):
+        if not _plain_fields(decision_id, latency, cached):
             return None
         template = self._template(masker, outcome, source, worker, False)
         if template is None:
@@ -2287,3 +2277,13 @@ def format_event(event: Mapping[str, Any]) -> str:
     if isinstance(worker, int):
         parts.append(f"worker={worker}")
     return " ".join(parts)
+
+
+def _plain_fields(decision_id: Any, latency: Any, cached: Any) -> bool:
+    """The per-decision fields are of the types the fast encoders write; otherwise the general path."""
+    return (
+        type(decision_id) is str
+        and (type(latency) is float or type(latency) is int)
+        and math.isfinite(latency)
+        and type(cached) is bool
+    )
