@@ -54,6 +54,22 @@ def interleaved_ratio(a: Any, b: Any, rounds: int = 61, slice_s: float = 0.003) 
     return q1, q2, q3
 
 
+def paired(a: Any, b: Any, pairs: int) -> tuple[list[float], list[float]]:
+    """Per-call latencies of `a` and `b`, called alternately (order flipping), so that a drift
+    in the machine's load (client and server share it) hits both sides alike."""
+    ta, tb = [], []
+    clock = time.perf_counter
+    for i in range(pairs):
+        first, second, t_first, t_second = (a, b, ta, tb) if i % 2 else (b, a, tb, ta)
+        began = clock()
+        first()
+        mid = clock()
+        second()
+        t_first.append(mid - began)
+        t_second.append(clock() - mid)
+    return sorted(ta), sorted(tb)
+
+
 def percentiles(benchmark: Any) -> tuple[float, float] | None:
     """(p50, p99) of a finished benchmark's rounds, or None when benchmarks are disabled."""
     stats = getattr(benchmark, "stats", None)

@@ -112,26 +112,10 @@ def test_envoy_check(benchmark: Any, calls: dict[str, Any]) -> None:
     _record("check", benchmark)
 
 
-def _paired(a: Any, b: Any, pairs: int) -> tuple[list[float], list[float]]:
-    """Per-call latencies of `a` and `b`, called alternately (order flipping), so that a drift
-    in the machine's load (client and server share it) hits both sides alike."""
-    ta, tb = [], []
-    clock = time.perf_counter
-    for i in range(pairs):
-        first, second, t_first, t_second = (a, b, ta, tb) if i % 2 else (b, a, tb, ta)
-        began = clock()
-        first()
-        mid = clock()
-        second()
-        t_first.append(mid - began)
-        t_second.append(clock() - mid)
-    return sorted(ta), sorted(tb)
-
-
 def test_envoy_check_vs_empty_rpc_paired(benchmark: Any, calls: dict[str, Any]) -> None:
     """The target: Check p50 <= 1.15x an empty RPC on the same server, both timed in one loop."""
     benchmark.group = "envoy: one call"
-    check, empty = _paired(calls["check"], calls["empty"], ROUNDS * 2)
+    check, empty = _results.paired(calls["check"], calls["empty"], ROUNDS * 2)
     benchmark.pedantic(calls["check"], rounds=1)
 
     def p(data: list[float], q: float) -> float:

@@ -132,22 +132,6 @@ def test_batch_of_100(benchmark: Any, servers: dict[str, Server]) -> None:
     _note_ratio("batch of 100 decisions vs one empty RPC", "batch_100", "empty_rpc", "target p50 <= 2x")
 
 
-def _paired(a: Any, b: Any, pairs: int) -> tuple[list[float], list[float]]:
-    """Per-call latencies of `a` and `b`, called alternately (order flipping), so that a drift
-    in the machine's load (client and server share it) hits both sides alike."""
-    ta, tb = [], []
-    clock = time.perf_counter
-    for i in range(pairs):
-        first, second, t_first, t_second = (a, b, ta, tb) if i % 2 else (b, a, tb, ta)
-        began = clock()
-        first()
-        mid = clock()
-        second()
-        t_first.append(mid - began)
-        t_second.append(clock() - mid)
-    return sorted(ta), sorted(tb)
-
-
 def _pct(data: list[float], q: float) -> float:
     return data[min(len(data) - 1, int(len(data) * q))]
 
@@ -172,7 +156,7 @@ def test_vs_empty_rpc_paired(benchmark: Any, servers: dict[str, Server], call: s
     for _ in range(100):
         fn()
         empty()
-    measured, base = _paired(fn, empty, pairs)
+    measured, base = _results.paired(fn, empty, pairs)
     benchmark.pedantic(fn, rounds=1)
     (c50, c99), (e50, e99) = (_pct(measured, 0.5), _pct(measured, 0.99)), (_pct(base, 0.5), _pct(base, 0.99))
     benchmark.extra_info.update({"p50_us": c50 * 1e6, "empty_p50_us": e50 * 1e6, "p50_ratio": c50 / e50})
