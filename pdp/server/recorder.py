@@ -62,20 +62,9 @@ class LogRecorder:
             if not self._try_submit(pending):  # full: wait for room (or drop), per on_full
                 await self.log.submit_async(pending)
             return
-        request = outcome.request if masker is not None else _without_values(outcome.request)
-        event = self._module.event_for(
-            request,
-            outcome.decision,
-            decision_id=outcome.decision_id,
-            latency_us=outcome.latency_us,
-            cached=outcome.cached,
-            masker=masker,
-            source=source,
-            unauthenticated=outcome.unauthenticated,
-            worker=self.worker,
-            sensitive_headers=outcome.sensitive_headers,
-            sensitive_advice=outcome.sensitive_advice,
-        )
+        if masker is None:  # no policy has ever loaded: log the request without any values
+            outcome = outcome._replace(request=_without_values(outcome.request))
+        event = self._module.event_for_outcome((outcome, masker, source, self.worker, _now()))
         await self.log.submit_async(event)
 
     def queue_depth(self) -> float:
