@@ -219,16 +219,7 @@ class Engine:
         R = self._plain_attributes(rtype, rid, resource.get("attributes"))
         context = request.get("context")
         C = self._context_fast(_EMPTY if context is None else context)
-        now = request.get("now")
-        if now is None:
-            when = time.time()
-        elif type(now) is str:
-            when = _cached_datetime(now)
-        elif type(now) in (int, float) and math.isfinite(now):
-            when = float(now)
-        else:
-            raise LookupError
-        scope = Scope(when, pid, rid, ptype, rtype, None, self._ancestors)
+        scope = Scope(_when(request.get("now")), pid, rid, ptype, rtype, None, self._ancestors)
         return self._run(self._buckets.get((ptype, rtype, action)), P, R, C, scope)
 
     def _plain_attributes(self, etype: str, eid: str, attrs: Any) -> dict[str, Any]:
@@ -263,19 +254,7 @@ class Engine:
         if action not in self.schema.actions.get(rtype, ()):
             raise _BadRequest("action", f"action `{action}` is not valid for `{rtype}`")
         C = self._context_of(request.get("context"))
-        now = request.get("now")
-        if now is None:
-            when = time.time()
-        elif type(now) in (int, float) and math.isfinite(now):
-            when = float(now)
-        elif type(now) is str:
-            try:
-                when = _cached_datetime(now)
-            except ValueError as exc:
-                raise _BadRequest("now", str(exc)) from None
-        else:
-            raise _BadRequest("now", "`now` must be an RFC 3339 string or epoch seconds")
-        scope = Scope(when, pid, rid, ptype, rtype, extra_parents, self.store.ancestors)
+        scope = Scope(_when(request.get("now")), pid, rid, ptype, rtype, extra_parents, self.store.ancestors)
         return self._buckets.get((ptype, rtype, action)), P, R, C, scope
 
     def _given_parents(
@@ -453,6 +432,20 @@ def _outputs_or_none(bucket: Bucket, i: int, P: Any, R: Any, C: Any, X: Scope) -
         return bucket.outputs[i](P, R, C, X)
     except Exception:
         return None
+
+
+def _when(now: Any) -> float:
+    """A request's `now` (absent: the clock) as epoch seconds; raises _BadRequest naming it."""
+    if now is None:
+        return time.time()
+    if type(now) is str:
+        try:
+            return _cached_datetime(now)  # type: ignore[no-any-return]
+        except ValueError as exc:
+            raise _BadRequest("now", str(exc)) from None
+    if type(now) in (int, float) and math.isfinite(now):
+        return float(now)
+    raise _BadRequest("now", "`now` must be an RFC 3339 string or epoch seconds")
 
 
 def _indices(mask: int) -> tuple[int, ...]:
