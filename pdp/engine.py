@@ -160,7 +160,7 @@ class Engine:
                     if type(rid) is not str or type(rtype) is not str or action not in actions[rtype]:
                         raise LookupError
                     R = plain_attributes(rtype, rid, resource.get("attributes"))
-                    scope = Scope(now, pid, rid, ptype, rtype, None, ancestors)
+                    scope = (now, pid, rid, ptype, rtype, None, ancestors)
                     out.append(run(buckets.get((ptype, rtype, action)), P, R, C, scope))
                     continue
                 except Exception:
@@ -174,7 +174,7 @@ class Engine:
                     parents = self._given_parents(dict(extra or {}), rtype, rid, resource["parents"], "resource")
                 if action not in self.schema.actions.get(rtype, ()):
                     raise _BadRequest("action", f"action `{action}` is not valid for `{rtype}`")
-                scope = Scope(now, pid, rid, ptype, rtype, parents, self.store.ancestors)
+                scope = (now, pid, rid, ptype, rtype, parents, self.store.ancestors)
                 out.append(self._run(self._buckets.get((ptype, rtype, action)), P, R, C, scope))
             except _BadRequest as exc:
                 out.append(
@@ -219,7 +219,7 @@ class Engine:
         R = self._plain_attributes(rtype, rid, resource.get("attributes"))
         context = request.get("context")
         C = self._context_fast(_EMPTY if context is None else context)
-        scope = Scope(_when(request.get("now")), pid, rid, ptype, rtype, None, self._ancestors)
+        scope = (_when(request.get("now")), pid, rid, ptype, rtype, None, self._ancestors)
         return self._run(self._buckets.get((ptype, rtype, action)), P, R, C, scope)
 
     def _plain_attributes(self, etype: str, eid: str, attrs: Any) -> dict[str, Any]:
@@ -254,7 +254,7 @@ class Engine:
         if action not in self.schema.actions.get(rtype, ()):
             raise _BadRequest("action", f"action `{action}` is not valid for `{rtype}`")
         C = self._context_of(request.get("context"))
-        scope = Scope(_when(request.get("now")), pid, rid, ptype, rtype, extra_parents, self.store.ancestors)
+        scope = (_when(request.get("now")), pid, rid, ptype, rtype, extra_parents, self.store.ancestors)
         return self._buckets.get((ptype, rtype, action)), P, R, C, scope
 
     def _given_parents(

@@ -27,7 +27,7 @@ from policy_lang.checker import CheckedPolicySet
 from policy_lang.codegen import Constants, ExprCompiler
 from policy_lang.compiler import Bucket
 from policy_lang.plan import location
-from policy_lang.runtime import Scope
+from policy_lang.runtime import NOW, PID, RID, Scope, principal_ancestors, resource_ancestors
 from policy_lang.sandbox import run
 from policy_lang.schema import (
     DATETIME,
@@ -100,12 +100,12 @@ def explain(engine: Engine, request: Any, *, show_sensitive: bool = False) -> Ex
         }
     ptype, rtype = request["principal"]["type"], request["resource"]["type"]
     summary = {
-        "principal": f"{ptype}::{printer.quote(X.pid)}",
+        "principal": f"{ptype}::{printer.quote(X[PID])}",
         "action": request["action"],
-        "resource": f"{rtype}::{printer.quote(X.rid)}",
-        "now": format_datetime(X.now),
+        "resource": f"{rtype}::{printer.quote(X[RID])}",
+        "now": format_datetime(X[NOW]),
     }
-    pinned = {**request, "now": X.now}  # the engine must see the clock explain saw
+    pinned = {**request, "now": X[NOW]}  # the engine must see the clock explain saw
     engine_decision = engine.decide(pinned)
     if bucket is None:
         result: Explanation = {
@@ -380,9 +380,9 @@ class _Renderer:
 
     def entity(self, var: str) -> str:
         if var == "principal":
-            ref, ancestors = f"{self.ptype}::{printer.quote(self.X.pid)}", self.X.panc()
+            ref, ancestors = f"{self.ptype}::{printer.quote(self.X[PID])}", principal_ancestors(self.X)
         else:
-            ref, ancestors = f"{self.rtype}::{printer.quote(self.X.rid)}", self.X.ranc()
+            ref, ancestors = f"{self.rtype}::{printer.quote(self.X[RID])}", resource_ancestors(self.X)
         if ancestors:
             ref += " (in " + ", ".join(_entity_ref(a) for a in sorted(ancestors)) + ")"
         return ref

@@ -13,6 +13,7 @@ from typing import Any
 
 from policy_lang import nodes as n
 from policy_lang.convert import converter
+from policy_lang.runtime import NOW, PID, RID, ancestors, ip_in_any, principal_ancestors, resource_ancestors
 from policy_lang.schema import (
     EMPTY_SET,
     IP,
@@ -148,7 +149,7 @@ class ExprCompiler:
 
     def _var(self, e: n.Var) -> str:
         if e.name == "now":
-            return "X.now"
+            return f"X[{NOW}]"
         return {"principal": "P", "resource": "R", "context": "C"}[e.name]
 
     def _name(self, e: n.Name) -> str:
@@ -171,7 +172,7 @@ class ExprCompiler:
     # ---- access ------------------------------------------------------------------
     def _attr(self, e: n.Attr) -> str:
         if e.name == "id" and isinstance(self.type_of(e.obj), EntityType) and isinstance(e.obj, n.Var):
-            return "X.pid" if e.obj.name == "principal" else "X.rid"
+            return f"X[{PID}]" if e.obj.name == "principal" else f"X[{RID}]"
         return f"{self.expr(e.obj)}[{self.k.ref(e.name)}]"
 
     def _has(self, e: n.Has) -> str:
@@ -250,9 +251,9 @@ class ExprCompiler:
         if isinstance(right_t, EntityRefType):
             target = self.expr(e.right)
             if isinstance(e.left, n.Var):
-                side = "X.panc()" if e.left.name == "principal" else "X.ranc()"
-                return f"({target} in {side})"
-            return f"({target} in X.ancestors({left}))"
+                side = principal_ancestors if e.left.name == "principal" else resource_ancestors
+                return f"({target} in {self.k.ref(side)}(X))"
+            return f"({target} in {self.k.ref(ancestors)}(X, {left}))"
         if right_t == IP:
             return f"{self.expr(e.right)}.contains({left})"
         if right_t == WINDOW:
@@ -260,7 +261,7 @@ class ExprCompiler:
         if isinstance(right_t, SetOf) and right_t.element == IP:
             if self.is_constant(e.right) and not self.trace:
                 return f"({left} in {self.k.ref(IPSet(self.value_of(e.right)))})"
-            return f"X.ip_in_any({left}, {self.expr(e.right)})"
+            return f"{self.k.ref(ip_in_any)}({left}, {self.expr(e.right)})"
         if isinstance(right_t, (SetOf, MapOf)) or right_t == EMPTY_SET:
             return f"({left} in {self.expr(e.right)})"
         raise AssertionError(f"`in` on {right_t}")

@@ -9,60 +9,56 @@ from policy_lang.values import IPNet
 EMPTY: frozenset[str] = frozenset()
 
 
-class Scope:
-    """Per-request facts the generated code reads through `X`: ids, the clock, hierarchies.
+# Per-request facts the generated code reads through `X`: the clock, the ids, and what the
+# hierarchies need. A plain tuple, because one is built for every decision and a tuple costs a
+# fifth of an object with slots; the generated code reads it by position (NOW, PID, RID).
+Scope = tuple[float, str, str, str, str, Mapping[str, tuple[str, ...]] | None, Mapping[str, frozenset[str]]]
+NOW, PID, RID, PTYPE, RTYPE, EXTRA, GRAPH = range(7)
 
-    Hierarchies are only walked when a rule asks (`principal in Group::"x"`).
-    """
 
-    __slots__ = ("now", "pid", "rid", "_pref", "_rref", "_extra", "_graph", "_panc", "_ranc")
+def scope(
+    now: float,
+    pid: str,
+    rid: str,
+    ptype: str,
+    rtype: str,
+    extra_parents: Mapping[str, tuple[str, ...]] | None,
+    graph: Mapping[str, frozenset[str]],
+) -> Scope:
+    """`extra_parents`: hierarchy edges the request adds for entities the data does not place."""
+    return (now, pid, rid, ptype, rtype, extra_parents, graph)
 
-    def __init__(
-        self,
-        now: float,
-        pid: str,
-        rid: str,
-        ptype: str,
-        rtype: str,
-        extra_parents: Mapping[str, tuple[str, ...]] | None,
-        graph: Mapping[str, frozenset[str]],
-    ):
-        self.now = now
-        self.pid = pid
-        self.rid = rid
-        self._pref = ptype  # the types; refs are built only if a hierarchy is asked about
-        self._rref = rtype
-        self._extra = extra_parents
-        self._graph = graph
-        self._panc: frozenset[str] | None = None
-        self._ranc: frozenset[str] | None = None
 
-    def _close(self, ref: str) -> frozenset[str]:
-        direct = self._graph.get(ref, EMPTY)
-        if not self._extra or ref not in self._extra:
-            return direct
-        found = set(direct)
-        for p in self._extra[ref]:
-            found.add(p)
-            found |= self._graph.get(p, EMPTY)
-        return frozenset(found)
+def _close(X: Scope, ref: str) -> frozenset[str]:
+    graph, extra = X[GRAPH], X[EXTRA]
+    direct = graph.get(ref, EMPTY)
+    if not extra or ref not in extra:
+        return direct
+    found = set(direct)
+    for p in extra[ref]:
+        found.add(p)
+        found |= graph.get(p, EMPTY)
+    return frozenset(found)
 
-    def panc(self) -> frozenset[str]:
-        if self._panc is None:
-            self._panc = self._close(f"{self._pref}::{self.pid}")
-        return self._panc
 
-    def ranc(self) -> frozenset[str]:
-        if self._ranc is None:
-            self._ranc = self._close(f"{self._rref}::{self.rid}")
-        return self._ranc
+# Hierarchies are only walked when a rule asks (`principal in Group::"x"`).
+def principal_ancestors(X: Scope) -> frozenset[str]:
+    return _close(X, f"{X[PTYPE]}::{X[PID]}")
 
-    def ancestors(self, ref: str) -> frozenset[str]:
-        return self._graph.get(ref, EMPTY)
 
-    @staticmethod
-    def ip_in_any(ip: IPNet, nets: Iterable[IPNet]) -> bool:
-        return any(net.contains(ip) for net in nets)
+def resource_ancestors(X: Scope) -> frozenset[str]:
+    return _close(X, f"{X[RTYPE]}::{X[RID]}")
+
+
+def ancestors(X: Scope, ref: str) -> frozenset[str]:
+    return X[GRAPH].get(ref, EMPTY)
+
+
+def ip_in_any(ip: IPNet, nets: Iterable[IPNet]) -> bool:
+    for net in nets:
+        if net.contains(ip):
+            return True
+    return False
 
 
 def role_closer(

@@ -18,13 +18,6 @@ _NAME = re.compile(
 )
 _ATTRS = frozenset(
     {
-        "now",
-        "pid",
-        "rid",
-        "panc",
-        "ranc",
-        "ancestors",
-        "ip_in_any",
         "contains",
         "isdisjoint",
         "issuperset",

@@ -32,12 +32,13 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
     for number, (name, (record, full)) in enumerate(sorted(records.items())):
         fn = f"v{number}"
         names[name] = fn
-        known = k.ref(frozenset(f.name for f in record.fields))
-        lines += [
-            f"def {fn}(a):",
-            f"    if type(a) is not {dict_t} or not a.keys() <= {known}:",
-            "        raise LookupError",
-        ]
+        # Unknown keys are found by counting, not by a set comparison: every known key present is
+        # counted as it is read, so a length above the count means something else is there.
+        required_count = sum(1 for f in record.fields if full and not f.optional)
+        has_optional = any(not (full and not f.optional) for f in record.fields)
+        lines += [f"def {fn}(a):", f"    if type(a) is not {dict_t}:", "        raise LookupError"]
+        if has_optional:
+            lines.append(f"    c = {required_count}")
         converted: list[str] = []
         for f in record.fields:
             key = k.ref(f.name)
@@ -47,7 +48,7 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
             read = (
                 [f"    x = a[{key}]"]
                 if required
-                else [f"    x = a.get({key}, {missing})", f"    if x is not {missing}:"]
+                else [f"    x = a.get({key}, {missing})", f"    if x is not {missing}:", "        c += 1"]
             )
             ind = "    " if required else "        "
             if isinstance(f.type, EnumType):
@@ -74,15 +75,18 @@ def generate(records: dict[str, tuple[Record, bool]]) -> dict[str, Callable[[Any
                 else:
                     lines += [
                         f"    x = a.get({key}, {missing})",
-                        f"    if x is not {missing} and type(x) is not {pytype}:",
-                        "        raise LookupError",
+                        f"    if x is not {missing}:",
+                        f"        if type(x) is not {pytype}:",
+                        "            raise LookupError",
+                        "        c += 1",
                     ]
             else:
                 converted += [*read, f"{ind}out[{key}] = {convert}"]
+        count = [f"    if len(a) != {'c' if has_optional else required_count}:", "        raise LookupError"]
         if converted:
             # One copy for all conversions: the caller's dict is never written to.
-            lines += [f"    out = {dict_t}(a)", *converted, "    return out"]
+            lines += [f"    out = {dict_t}(a)", *converted, *count, "    return out"]
         else:
-            lines.append("    return a")
+            lines += [*count, "    return a"]
     namespace = run("\n".join(lines) + "\n", k.values, {})
     return {name: namespace[fn] for name, fn in names.items()}
