@@ -160,8 +160,8 @@ class Engine:
                     if type(rid) is not str or type(rtype) is not str or action not in actions[rtype]:
                         raise LookupError
                     R = plain_attributes(rtype, rid, resource.get("attributes"))
-                    scope = (now, pid, rid, ptype, rtype, None, ancestors)
-                    out.append(run(buckets.get((ptype, rtype, action)), P, R, C, scope))
+                    X: Scope = (now, pid, rid, ptype, rtype, None, ancestors)
+                    out.append(run(buckets.get((ptype, rtype, action)), P, R, C, X))
                     continue
                 except Exception:
                     pass
@@ -174,8 +174,8 @@ class Engine:
                     parents = self._given_parents(dict(extra or {}), rtype, rid, resource["parents"], "resource")
                 if action not in self.schema.actions.get(rtype, ()):
                     raise _BadRequest("action", f"action `{action}` is not valid for `{rtype}`")
-                scope = (now, pid, rid, ptype, rtype, parents, self.store.ancestors)
-                out.append(self._run(self._buckets.get((ptype, rtype, action)), P, R, C, scope))
+                X = (now, pid, rid, ptype, rtype, parents, self.store.ancestors)
+                out.append(self._run(self._buckets.get((ptype, rtype, action)), P, R, C, X))
             except _BadRequest as exc:
                 out.append(
                     Decision(False, errors=(DecisionError(exc.message, field=exc.field),), revision=self._revision)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Final
 
 from policy_lang.values import IPNet
 
@@ -13,7 +14,13 @@ EMPTY: frozenset[str] = frozenset()
 # hierarchies need. A plain tuple, because one is built for every decision and a tuple costs a
 # fifth of an object with slots; the generated code reads it by position (NOW, PID, RID).
 Scope = tuple[float, str, str, str, str, Mapping[str, tuple[str, ...]] | None, Mapping[str, frozenset[str]]]
-NOW, PID, RID, PTYPE, RTYPE, EXTRA, GRAPH = range(7)
+NOW: Final = 0
+PID: Final = 1
+RID: Final = 2
+PTYPE: Final = 3
+RTYPE: Final = 4
+EXTRA: Final = 5
+GRAPH: Final = 6
 
 
 def scope(
