@@ -26,7 +26,6 @@ from policy_lang.validators import generate
 _REQUEST_KEYS = frozenset({"principal", "action", "resource", "context", "now"})
 _ENTITY_KEYS = frozenset({"type", "id", "attributes", "parents"})
 _EMPTY: dict[str, Any] = {}
-_MEMO_LIMIT = 4096
 _CONTEXT = "\0context"
 
 
@@ -80,7 +79,8 @@ class Engine:
         self._context = record_converter(schema.context)
         self._buckets = policy.buckets
         self._revision = policy.revision
-        self._memo: dict[Any, Decision] = {}
+        # Answers are kept per bucket (Bucket.memo), by what matched and the header and advice values.
+        self._keep = policy.kept.keep
         # Stored entities that carry every required attribute need nothing from the request.
         self._complete = frozenset(
             key
@@ -331,99 +331,52 @@ class Engine:
     ) -> Decision:
         if bucket is None:
             return self._deny_nothing_applies
-        F, M, E, G = bucket.decide(P, R, C, X)  # F, M: bit masks of matching forbids, permits
-        memo = self._memo
+        found = bucket.decide(P, R, C, X)  # a kept answer, or what matched (see Compiler.emit_bucket)
+        if type(found) is not tuple:
+            return found  # type: ignore[no-any-return]
+        F, M, E, G, key = found
         if F or E:
-            # Advice values enter the memo key raw: an expression has one static type, so equal
-            # values give equal advice, and the frozen mappings are built only on a miss.
-            raw: tuple[Any, ...] = ()
-            with_advice = F & bucket.advice_mask
-            if with_advice:
-                advised = _indices(with_advice)
-                if len(advised) == 1:
-                    raw = (_outputs_or_none(bucket, advised[0], P, R, C, X),)
-                else:
-                    raw = tuple([_outputs_or_none(bucket, i, P, R, C, X) for i in advised])
-            deny_key: Any = None
-            if not E:
-                deny_key = (bucket, F, -1, raw)
-                try:
-                    found = memo.get(deny_key)
-                except TypeError:  # advice holding a list or record: not worth a key of its own
-                    found = deny_key = None
-                if found is not None:
-                    return found
-            rules = bucket.rules
-            advice = tuple(
-                _frozen({"rule": rules[i].id, "name": name, "value": _json_value(v)})
-                for i, values in zip(_indices(with_advice), raw, strict=True)
-                if values is not None
-                for name, v in zip(rules[i].advice_names, values[1], strict=True)
-            )
-            errors = tuple(DecisionError(_describe(exc), rules[i].id) for i, exc in E)
-            decision = Decision(
-                False, tuple(rules[i].id for i in _indices(F)), (), advice, errors, self._revision, bucket.uses_now
-            )
-            if deny_key is not None:
-                self._remember(deny_key, decision)
-            return decision
-        if not M and not G:
-            nothing = memo.get(bucket)
-            if nothing is None:  # keeps the bucket's clock dependence: a later permit may match
-                nothing = Decision(False, revision=self._revision, time_dependent=bucket.uses_now)
-                self._remember(bucket, nothing)
-            return nothing
-        # Header values enter the key raw, for the same reason as advice; they are checked and
-        # turned into text only on a miss.
-        values: tuple[Any, ...] = ()
-        with_headers = M & bucket.header_mask
-        if with_headers:
-            outputs = bucket.outputs
-            which = _indices(with_headers)
-            try:
-                if len(which) == 1:  # the usual case, without a comprehension's frame
-                    values = (outputs[which[0]](P, R, C, X)[0],)
-                else:
-                    values = tuple([outputs[i](P, R, C, X)[0] for i in which])
-            except Exception as exc:
-                failed = next(i for i in which if _outputs_or_none(bucket, i, P, R, C, X) is None)
-                return Decision(
-                    False, (), (), (), (DecisionError(_describe(exc), bucket.rules[failed].id),), self._revision
-                )
-        key: Any = (bucket, M, G, values)
-        try:
-            found = memo.get(key)
-        except TypeError:  # a header from a record or list: decide without the memo
-            found = key = None
-        if found is not None:
-            return found
+            decision = self._denial(bucket, F, E, P, R, C, X)
+        elif not M and not G:  # keeps the bucket's clock dependence: a later permit may match
+            decision = Decision(False, revision=self._revision, time_dependent=bucket.uses_now)
+        else:
+            decision = self._permit(bucket, M, G, P, R, C, X)
+        if key is not None:
+            self._keep(bucket, key, decision)
+        return decision
+
+    def _denial(self, bucket: Bucket, F: int, E: Any, P: Any, R: Any, C: Any, X: Scope) -> Decision:
+        rules = bucket.rules
+        advised = _indices(F & bucket.advice_mask)
+        advice = tuple(
+            _frozen({"rule": rules[i].id, "name": name, "value": _json_value(v)})
+            for i, values in zip(advised, [_outputs_or_none(bucket, i, P, R, C, X) for i in advised], strict=True)
+            if values is not None
+            for name, v in zip(rules[i].advice_names, values[1], strict=True)
+        )
+        errors = tuple(DecisionError(_describe(exc), rules[i].id) for i, exc in E)
+        reasons = tuple(rules[i].id for i in _indices(F))
+        return Decision(False, reasons, (), advice, errors, self._revision, bucket.uses_now)
+
+    def _permit(self, bucket: Bucket, M: int, G: Any, P: Any, R: Any, C: Any, X: Scope) -> Decision:
         rules = bucket.rules
         matched = _indices(M)
         reasons = [rules[i].id for i in matched]
         obligations: list[Mapping[str, Any]] = []
-        header_values = iter(values)
         for i in matched:
             rule = rules[i]
             for path in rule.masks:
                 obligations.append(_frozen({"type": "mask", "path": path}))
             if rule.header_names:
                 try:
-                    texts = [_header_text(v) for v in next(header_values)]
-                except ValueError as exc:
+                    texts = [_header_text(v) for v in bucket.outputs[i](P, R, C, X)[0]]
+                except Exception as exc:
                     return Decision(False, (), (), (), (DecisionError(_describe(exc), rule.id),), self._revision)
                 for name, text in zip(rule.header_names, texts, strict=True):
                     obligations.append(_frozen({"type": "header", "name": name, "value": text}))
         if G:
             reasons.extend(f"role:{role}" for role in sorted(G))
-        decision = Decision(True, tuple(reasons), tuple(obligations), (), (), self._revision, bucket.uses_now)
-        if key is not None:
-            self._remember(key, decision)
-        return decision
-
-    def _remember(self, key: Any, decision: Decision) -> None:
-        if len(self._memo) >= _MEMO_LIMIT:
-            self._memo.clear()
-        self._memo[key] = decision
+        return Decision(True, tuple(reasons), tuple(obligations), (), (), self._revision, bucket.uses_now)
 
 
 def _outputs_or_none(bucket: Bucket, i: int, P: Any, R: Any, C: Any, X: Scope) -> Any:

@@ -45,7 +45,7 @@ class Bucket:
 
     __slots__ = (
         "key", "rules", "decide", "_outputs", "grants", "uses_now", "uses_roles", "header_mask", "advice_mask",
-        "source", "_build", "_lock", "_failure",
+        "source", "_build", "_lock", "_failure", "memo",
     )  # fmt: skip
 
     def __init__(
@@ -69,6 +69,9 @@ class Bucket:
         self._lock = threading.Lock()
         self._outputs: dict[int, Callable[..., Any]] | None = None
         self._failure: Exception | None = None
+        # The decider's answers by outcome key (see `emit_bucket`), looked up by the generated code
+        # itself; the decider fills and bounds it.
+        self.memo: dict[Any, Any] = {}
         # Until first used, `decide` builds the real function and puts it in its own place.
         self.decide: Callable[..., Any] = self._first_decide
 
@@ -105,6 +108,32 @@ class Bucket:
         return self._outputs
 
 
+class KeptAnswers:
+    """Bounds the answers kept in all of one policy's bucket memos together: past the limit,
+    every memo is emptied (a policy of thousands of leaves must not keep thousands of answers
+    in each). Whoever decides fills the memos through `keep`."""
+
+    __slots__ = ("limit", "_lock", "_holding", "_size")
+
+    def __init__(self, limit: int = 4096):
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._holding: list[Bucket] = []
+        self._size = 0
+
+    def keep(self, bucket: Bucket, key: Any, answer: Any) -> None:
+        with self._lock:
+            if self._size >= self.limit:
+                for held in self._holding:
+                    held.memo.clear()
+                self._holding.clear()
+                self._size = 0
+            if not bucket.memo:
+                self._holding.append(bucket)
+            bucket.memo[key] = answer
+            self._size += 1
+
+
 @dataclass(slots=True)
 class CompiledPolicy:
     revision: str
@@ -115,6 +144,7 @@ class CompiledPolicy:
     # Headers some rule fills from a `sensitive` attribute: their values are masked in decision logs.
     sensitive_headers: frozenset[str] = frozenset()
     sensitive_advice: frozenset[str] = frozenset()  # the same, for advice
+    kept: KeptAnswers = field(default_factory=KeptAnswers)
 
     def warm(self) -> None:
         """Generate every leaf's code now, e.g. before a server starts serving this policy."""
@@ -293,22 +323,24 @@ class _Compiler:
     def emit_bucket(
         self, number: int, bucket: Bucket, rules: list[CheckedRule], role_fns: dict[tuple[str, str], str]
     ) -> dict[int, str]:
-        """The leaf's function into self.lines; returns rule index -> name of its output function."""
+        """The leaf's function into self.lines; returns rule index -> name of its output function.
+
+        The function returns the decider's kept answer for this outcome when there is one (see
+        `Bucket.memo`), else `(F, M, E, G, K)`: bit masks of the matching forbids and permits, the
+        errors, the granting roles held, and the key to keep the answer under (None: do not keep)."""
         ptype, rtype, _ = bucket.key
-        # RL is closed under inheritance, so it meets the declaring roles whenever any held role confers them.
         grants = bucket.grants
         body: list[str] = []
         outputs: dict[int, str] = {}
-        permits_started = False
+        memo = self.k.ref(bucket.memo)
         for i, rule in enumerate(rules):
             r = rule.rule
             ec = self.expr_compiler(rule.types[(ptype, rtype)])
-            if r.effect == "permit" and not permits_started:
-                permits_started = True
-                body += ["    if F or E:", "        return F, 0, E, None", "    M = 0"]
+            if r.effect == "permit" and "    M = 0" not in body:
+                body += self.deny_exit(rules, outputs, memo)
             cond = self.condition(r, ec)
             target = "F" if r.effect == "forbid" else "M"
-            # Matches are bits of an int: cheap to set, and a ready-made key for the decision memo.
+            # Matches are bits of an int: cheap to set, and a ready-made key for the memo.
             body += [
                 "    try:",
                 f"        if {cond}:",
@@ -319,18 +351,59 @@ class _Compiler:
             out_name = self.emit_outputs(number, i, r, ec)
             if out_name:
                 outputs[i] = out_name
-        if not permits_started:
-            body += ["    if F or E:", "        return F, 0, E, None", "    M = 0"]
+        if "    M = 0" not in body:
+            body += self.deny_exit(rules, outputs, memo)
+        # RL is closed under inheritance, so it meets the declaring roles whenever any held role
+        # confers them. Each granting role held is a bit of the key above the rules' bits.
         grant_code = "None"
+        body.append("    K = M")
         if grants and (ptype, rtype) in role_fns:
             grant_code = f"(RL & {self.k.ref(grants)})"
-        body.append(f"    return F, M, E, {grant_code}")
+            for j, role in enumerate(sorted(grants)):
+                body += [f"    if {self.k.ref(role)} in RL:", f"        K |= {1 << (len(rules) + j)}"]
+        miss = f"F, M, E, {grant_code}"
+        body += ["    if E:", f"        return {miss}, None"]
+        # Header values are part of the key: the answer carries them. Computing one may fail;
+        # the decider then reports the failure under its rule.
+        with_headers = [(i, name) for i, name in outputs.items() if rules[i].rule.effect == "permit"]
+        body += self.keyed_lookup(with_headers, 0, miss, memo)
         head = [f"def b{number}(P, R, C, X):", "    F = 0", "    E = []"]
         if bucket.uses_roles:  # planned from the rules (rule_facts): role scopes, `in role`, grants
             fn = role_fns.get((ptype, rtype))
             head.append(f"    RL = {fn}(P, R, C, X)" if fn else f"    RL = {self.k.ref(frozenset())}")
         self.lines += head + body
         return outputs
+
+    def deny_exit(self, rules: list[CheckedRule], outputs: dict[int, str], memo: str) -> list[str]:
+        """After the forbids: a matching forbid or an error ends the decision here."""
+        miss = "F, 0, E, None"
+        lines = ["    if F or E:", "        if E:", f"            return {miss}, None", "        K = F"]
+        # Advice values are part of the key, as header values are for permits.
+        with_advice = [(i, name) for i, name in outputs.items() if rules[i].rule.effect == "forbid"]
+        lines += ["    " + line for line in self.keyed_lookup(with_advice, 1, miss, memo)]
+        return [*lines, "    M = 0"]
+
+    @staticmethod
+    def keyed_lookup(outputs: list[tuple[int, str]], part: int, miss: str, memo: str) -> list[str]:
+        """Extend K with the `part` (0: headers, 1: advice) of each matched rule's outputs, then
+        answer from the memo or return the miss with its key."""
+        lines = []
+        if outputs:
+            lines.append("    try:")
+            for i, name in outputs:
+                mask = "F" if part else "M"
+                lines += [f"        if {mask} & {1 << i}:", f"            K = (K, {name}(P, R, C, X)[{part}])"]
+            lines += ["    except Exception:", f"        return {miss}, None"]
+        return [
+            *lines,
+            "    try:",
+            f"        D = {memo}.get(K)",
+            "    except Exception:",  # a value that cannot be a key (a record, a list): not kept
+            f"        return {miss}, None",
+            "    if D is not None:",
+            "        return D",
+            f"    return {miss}, K",
+        ]
 
     def condition(self, rule: n.Rule, ec: ExprCompiler) -> str:
         parts = []

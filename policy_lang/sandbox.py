@@ -14,7 +14,7 @@ from types import CodeType
 from typing import Any
 
 _NAME = re.compile(
-    r"^(k\d+|[brov]\d+|P|R|C|X|T|RL|H|F|M|E|G|e|a|c|x|out|frozenset|len|set|type|Exception|LookupError|ROLES\d*)$"
+    r"^(k\d+|[brov]\d+|P|R|C|X|T|RL|H|F|M|E|G|K|D|e|a|c|x|out|frozenset|len|set|type|Exception|LookupError|ROLES\d*)$"
 )
 _ATTRS = frozenset(
     {

@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _general(engine: Engine, request: Any) -> tuple[Any, ...]:
-    """The full path, on a fresh engine (no memo): prepare then run."""
+    """The full path, with no answer kept: prepare then run."""
+    for bucket in engine.policy.buckets.values():
+        bucket.memo.clear()
     fresh = Engine(engine.policy, engine.store)
     try:
         decision = fresh._run(*fresh.prepare(request))
