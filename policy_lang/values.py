@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -153,8 +153,25 @@ class Window:
     start_minute: int
     end_minute: int
     zone: str
+    # Answers by whole second: a busy decision point asks about the same second many times, and
+    # a local time costs about a microsecond.
+    _seconds: dict[float, bool] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def contains(self, epoch: float) -> bool:
+        second = epoch // 1
+        # Below this fraction, rounding to microseconds cannot carry into the next second (and NaN
+        # or infinity never pass: they go to fromtimestamp, which refuses them).
+        if epoch - second < 0.999999:
+            found = self._seconds.get(second)
+            if found is None:
+                found = self._local_contains(epoch)
+                if len(self._seconds) >= 1024:
+                    self._seconds.clear()
+                self._seconds[second] = found
+            return found
+        return self._local_contains(epoch)
+
+    def _local_contains(self, epoch: float) -> bool:
         local = _dt.datetime.fromtimestamp(epoch, _zone(self.zone))
         minute = local.hour * 60 + local.minute
         if self.start_minute <= self.end_minute:

@@ -9,8 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pdp import Engine
+from policy_lang.values import Window
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,3 +136,31 @@ def test_advice_values_are_part_of_the_memo_key() -> None:
     two = engine.decide(_request(seen=-7))
     assert not one.allowed and not two.allowed
     assert [a["value"] for a in one.advice] != [a["value"] for a in two.advice]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=st.integers(0, 24 * 60),
+    end=st.integers(0, 24 * 60),
+    days=st.frozensets(st.integers(0, 6), min_size=1),
+    zone=st.sampled_from(["Europe/Berlin", "America/St_Johns", "Asia/Kathmandu", "UTC"]),
+    seconds=st.lists(st.floats(-1e9, 4e9, allow_nan=False), min_size=1, max_size=6),
+    fractions=st.lists(st.sampled_from([0.0, 0.25, 0.9999, 0.9999994, 0.9999995, 0.99999999]), min_size=1),
+)
+def test_time_windows_answer_by_the_second_as_the_local_clock_says(
+    start: int, end: int, days: frozenset[int], zone: str, seconds: list[float], fractions: list[float]
+) -> None:
+    window = Window(days, start, end, zone)
+    for whole in seconds:
+        for fraction in fractions:  # the same second again and again, up to its last microsecond
+            epoch = (whole // 1) + fraction
+            assert window.contains(epoch) == Window(days, start, end, zone)._local_contains(epoch)
+
+
+def test_a_time_window_kept_by_the_second_still_rounds_as_the_clock_does() -> None:
+    window = Window(frozenset(range(7)), 8 * 60, 19 * 60, "UTC")
+    before = 1_764_403_199.0  # 2025-11-29 07:59:59 UTC
+    assert not window.contains(before + 0.2)  # keeps "no" for that second
+    # fromtimestamp rounds to the microsecond: this is 08:00:00.000000, inside the window
+    assert window.contains(before + 0.9999996)
+    assert not window.contains(before + 0.999)
