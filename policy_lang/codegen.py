@@ -261,6 +261,10 @@ class ExprCompiler:
         if isinstance(right_t, SetOf) and right_t.element == IP:
             if self.is_constant(e.right) and not self.trace:
                 return f"({left} in {self.k.ref(IPSet(self.value_of(e.right)))})"
+            if isinstance(e.right, n.Index) and self.is_constant(e.right.obj) and not self.trace:
+                # A constant map of network lists (allow-lists per tenant): each list searched as one set.
+                by_key = {k: IPSet(v) for k, v in self.value_of(e.right.obj).items()}
+                return f"({left} in {self.k.ref(by_key)}[{self.expr(e.right.key)}])"
             return f"{self.k.ref(ip_in_any)}({left}, {self.expr(e.right)})"
         if isinstance(right_t, (SetOf, MapOf)) or right_t == EMPTY_SET:
             return f"({left} in {self.expr(e.right)})"

@@ -48,6 +48,11 @@ class IPNet:
     version: int
     value: int
     prefix: int
+    # The three fields in one int, so that answers about an address can be kept in a dict cheaply.
+    key: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", ((self.value << 8 | self.prefix) << 1) | (self.version == 6))
 
     @property
     def bits(self) -> int:
@@ -86,7 +91,7 @@ def parse_ip(text: str) -> IPNet:
 class IPSet:
     """Membership in many networks without scanning them: one hash set per prefix length."""
 
-    __slots__ = ("_by_prefix",)
+    __slots__ = ("_by_prefix", "_answers")
 
     def __init__(self, nets: frozenset[IPNet]):
         by_prefix: dict[tuple[int, int], set[int]] = {}
@@ -97,7 +102,19 @@ class IPSet:
             for (version, prefix), keys in sorted(by_prefix.items())
         )
 
+        # Answers by address: the same clients come back request after request.
+        self._answers: dict[int, bool] = {}
+
     def __contains__(self, ip: IPNet) -> bool:
+        found = self._answers.get(ip.key)
+        if found is None:
+            found = self._scan(ip)
+            if len(self._answers) >= 4096:
+                self._answers.clear()
+            self._answers[ip.key] = found
+        return found
+
+    def _scan(self, ip: IPNet) -> bool:
         for version, shift, prefix, keys in self._by_prefix:
             if ip.version == version and ip.prefix >= prefix and (ip.value >> shift) in keys:
                 return True

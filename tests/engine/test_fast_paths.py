@@ -4,6 +4,7 @@ by raw header and advice values) answer exactly what the general path answers.""
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdp import Engine
-from policy_lang.values import Window
+from policy_lang.values import IPNet, IPSet, Window, parse_ip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -164,3 +165,25 @@ def test_a_time_window_kept_by_the_second_still_rounds_as_the_clock_does() -> No
     # fromtimestamp rounds to the microsecond: this is 08:00:00.000000, inside the window
     assert window.contains(before + 0.9999996)
     assert not window.contains(before + 0.999)
+
+
+_ADDRESSES = st.one_of(
+    st.builds(lambda v, p: f"{ipaddress.IPv4Address(v)}/{p}", st.integers(0, 2**32 - 1), st.integers(0, 32)),
+    st.builds(lambda v, p: f"{ipaddress.IPv6Address(v)}/{p}", st.integers(0, 2**128 - 1), st.integers(0, 128)),
+    st.sampled_from(["10.1.2.3", "10.0.0.0/8", "::ffff:10.1.2.3", "0.0.0.0/0", "::/0", "2001:db8::/32"]),
+)
+
+
+def _net(text: str) -> IPNet:
+    net = ipaddress.ip_network(text, strict=False)  # host bits cleared, as a policy must write them
+    return parse_ip(str(net) if "/" in text else text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(networks=st.lists(_ADDRESSES, max_size=6), asked=st.lists(_ADDRESSES, min_size=1, max_size=8))
+def test_ip_sets_keep_answers_per_address_exactly(networks: list[str], asked: list[str]) -> None:
+    nets = frozenset(_net(t) for t in networks)
+    kept = IPSet(nets)
+    for text in asked + asked:  # every address twice: the second answer is the kept one
+        ip = _net(text)
+        assert (ip in kept) == any(net.contains(ip) for net in nets)
