@@ -201,7 +201,16 @@ class ExprCompiler:
         raise AssertionError(e.name)
 
     def _like(self, e: n.Like) -> str:
-        return f"{self.k.ref(Glob(e.pattern))}({self.expr(e.obj)})"
+        glob = Glob(e.pattern)
+        text = self.expr(e.obj)
+        # The common shapes as str methods, without a call into glob_match.
+        if len(glob.pieces) == 1:
+            return f"({text} == {self.k.ref(glob.pieces[0])})"
+        if len(glob.pieces) == 2 and not glob.pieces[1]:
+            return f"{text}.startswith({self.k.ref(glob.pieces[0])})"
+        if len(glob.pieces) == 2 and not glob.pieces[0]:
+            return f"{text}.endswith({self.k.ref(glob.pieces[1])})"
+        return f"{self.k.ref(glob)}({text})"
 
     # ---- operators -----------------------------------------------------------------
     def _not(self, e: n.Not) -> str:

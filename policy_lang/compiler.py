@@ -303,7 +303,7 @@ class _Compiler:
                 expr, types = exprs[0]
                 self.lines += [
                     "    try:",
-                    f"        return {self.close_roles}({self.expr_compiler(types).expr(expr)})",
+                    f"        return {self.close_roles}({self.binding(expr, types)})",
                     "    except LookupError:",
                     f"        return {self.k.ref(frozenset())}",
                 ]
@@ -312,12 +312,21 @@ class _Compiler:
             for expr, types in exprs:
                 self.lines += [
                     "    try:",
-                    f"        H.update({self.expr_compiler(types).expr(expr)})",
+                    f"        H.update({self.binding(expr, types)})",
                     "    except LookupError:",
                     "        pass",
                 ]
             self.lines.append(f"    return {self.close_roles}(frozenset(H))")
         return names
+
+    def binding(self, expr: n.Expr, types: dict[int, Type]) -> str:
+        """A role binding's held roles. The usual binding picks a tenant's roles from a map
+        (`principal.roles[resource.tenant]`); a tenant the principal has no roles in is read with
+        `get`, because raising and catching a KeyError costs more than the rest of a decision."""
+        ec = self.expr_compiler(types)
+        if isinstance(expr, n.Index):
+            return f"{ec.expr(expr.obj)}.get({ec.expr(expr.key)}, {self.k.ref(frozenset())})"
+        return ec.expr(expr)
 
     # ---- buckets -----------------------------------------------------------------
     def emit_bucket(

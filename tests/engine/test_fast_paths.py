@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pdp import Engine
-from policy_lang.values import IPNet, IPSet, Window, parse_ip
+from policy_lang.values import IPNet, IPSet, Window, glob_match, parse_ip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -187,3 +187,25 @@ def test_ip_sets_keep_answers_per_address_exactly(networks: list[str], asked: li
     for text in asked + asked:  # every address twice: the second answer is the kept one
         ip = _net(text)
         assert (ip in kept) == any(net.contains(ip) for net in nets)
+
+
+_GLOB_TEXT = st.text(alphabet="ab*/.", max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(pattern=_GLOB_TEXT, texts=st.lists(st.text(alphabet="ab*/.", max_size=8), min_size=1, max_size=5))
+def test_like_compiled_to_string_methods_matches_the_glob_rules(pattern: str, texts: list[str]) -> None:
+    source = f"""
+    principal entity User {{}}
+    entity Doc {{ path: string; }}
+    actions Doc {{ read }}
+    permit globbed action read when resource.path like {json.dumps(pattern)};
+    """
+    engine = Engine.from_source(source)
+    for text in texts:
+        request = {
+            "principal": {"type": "User", "id": "u"},
+            "action": "read",
+            "resource": {"type": "Doc", "id": "d", "attributes": {"path": text}},
+        }
+        assert engine.decide(request).allowed == glob_match(pattern, text), (pattern, text)
