@@ -225,10 +225,11 @@ class Engine:
     def _plain_attributes(self, etype: str, eid: str, attrs: Any) -> dict[str, Any]:
         """An entity's attributes when the request gives valid ones for an entity the data does
         not hold, or none for one the data holds completely; raises for anything else."""
-        stored = self._stored.get((etype, eid))
+        key = (etype, eid)
+        stored = self._stored.get(key)
         if stored is None:
             return self._entities[etype].fast_full(_EMPTY if attrs is None else attrs)  # type: ignore[no-any-return]
-        if (attrs is None or (type(attrs) is dict and not attrs)) and (etype, eid) in self._complete:
+        if (attrs is None or (type(attrs) is dict and not attrs)) and key in self._complete:
             return stored
         raise LookupError
 
