@@ -209,3 +209,14 @@ def test_like_compiled_to_string_methods_matches_the_glob_rules(pattern: str, te
             "resource": {"type": "Doc", "id": "d", "attributes": {"path": text}},
         }
         assert engine.decide(request).allowed == glob_match(pattern, text), (pattern, text)
+
+
+def test_kept_answers_stay_bounded_across_all_leaves() -> None:
+    engine = Engine.from_source(SOURCE)
+    limit = engine.policy.kept.limit
+    for i in range(limit + 500):  # each label is a header value of its own: an answer of its own
+        assert engine.decide(_request(label=f"l{i}")).allowed
+    kept = sum(len(bucket.memo) for bucket in engine.policy.buckets.values())
+    assert 0 < kept <= limit
+    again = engine.decide(_request(label="l1"))
+    assert [o["value"] for o in again.obligations] == ["l1"]
