@@ -146,21 +146,29 @@ class Engine:
         out = []
         actions, buckets, ancestors = self._actions, self._buckets, self._ancestors
         run, plain_attributes = self._run, self._plain_attributes
+        last: Any = None  # the resource of the previous plain pair: its actions follow one another
         for resource, action in items:
             # The plain item first (as in decide): a stored resource named by type and id, or
             # one with valid attributes, and no parents on either side; anything else goes the
             # general way below, which gives the same answer or names the field at fault.
-            if extra is None and type(resource) is dict and type(action) is str:
+            if extra is None and type(action) is str:
                 try:
-                    n = len(resource)
-                    if n != 2 and (n != 3 or "attributes" not in resource):
+                    if resource is not last:
+                        last = None
+                        if type(resource) is not dict:
+                            raise LookupError
+                        n = len(resource)
+                        if n != 2 and (n != 3 or "attributes" not in resource):
+                            raise LookupError
+                        rtype = resource["type"]
+                        rid = resource["id"]
+                        if type(rid) is not str or type(rtype) is not str:
+                            raise LookupError
+                        R = plain_attributes(rtype, rid, resource.get("attributes"))
+                        X: Scope = (now, pid, rid, ptype, rtype, None, ancestors)
+                        last = resource
+                    if action not in actions[rtype]:
                         raise LookupError
-                    rtype = resource["type"]
-                    rid = resource["id"]
-                    if type(rid) is not str or type(rtype) is not str or action not in actions[rtype]:
-                        raise LookupError
-                    R = plain_attributes(rtype, rid, resource.get("attributes"))
-                    X: Scope = (now, pid, rid, ptype, rtype, None, ancestors)
                     out.append(run(buckets.get((ptype, rtype, action)), P, R, C, X))
                     continue
                 except Exception:

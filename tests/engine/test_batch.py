@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 from pathlib import Path
+
+import pytest
 
 from pdp import Engine
 
@@ -22,11 +25,16 @@ RESOURCES = [
 ACTIONS = ["read", "write", "delete", "share", "archive", "view_audit", "fly"]
 
 
-def test_batch_equals_one_by_one() -> None:
+@pytest.mark.parametrize("order", ["grouped", "shuffled"])
+def test_batch_equals_one_by_one(order: str) -> None:
+    """Grouped: a resource's actions follow one another (the engine checks the resource once for
+    them); shuffled: they do not."""
     engine = Engine.load(ROOT / "policies")
     for path in sorted((ROOT / "policies" / "requests").glob("*.json")):
         request = json.loads(path.read_text())
         items = list(itertools.product(RESOURCES, ACTIONS))
+        if order == "shuffled":
+            random.Random(path.name).shuffle(items)
         batch = engine.decide_batch(request["principal"], request.get("context"), items)
         for (resource, action), got in zip(items, batch, strict=True):
             single = {"principal": request["principal"], "action": action, "resource": resource}
