@@ -9,7 +9,6 @@ request's bytes and answer the response's bytes, put together from per-decision 
 from __future__ import annotations
 
 import logging
-from itertools import repeat
 from typing import Any, Protocol
 
 import grpc
@@ -156,6 +155,7 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
         decisions the items ask for, and the first thing wrong with an item (its pairs are not
         read, nor those after it)."""
         pairs: _Items = []
+        append = pairs.append
         keys: list[Any] | None = None
         shared: Any = None
         if self.service.cache.enabled:
@@ -170,7 +170,7 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
             if problem is not None:
                 size += len(item.actions)
                 continue
-            actions = item.actions[:]  # a list, in one read of the repeated field
+            actions = item.actions
             n = len(actions)
             size += n
             message = item.resource
@@ -186,11 +186,12 @@ class AuthorizationServicer(pb_grpc.AuthorizationServiceServicer):
             if not n:
                 problem = BadRequest(f"items[{i}].actions", "at least one action is required")
             elif keys is None:
-                pairs += zip(repeat(resource), actions)  # type: ignore[arg-type]
+                for action in actions:  # appended one by one: faster than extending by a zip here
+                    append((resource, action))  # type: ignore[arg-type]
             else:
                 resource_bytes = message.SerializeToString(deterministic=True)
                 for action in actions:
-                    pairs.append((resource, action))  # type: ignore[arg-type]
+                    append((resource, action))  # type: ignore[arg-type]
                     keys.append((shared, resource_bytes, action))
         return pairs, keys, size, problem
 
