@@ -380,7 +380,8 @@ class Engine:
                 try:
                     texts = [_header_text(v) for v in bucket.outputs[i](P, R, C, X)[0]]
                 except Exception as exc:
-                    return Decision(False, (), (), (), (DecisionError(_describe(exc), rule.id),), self._revision)
+                    error = (DecisionError(_describe(exc), rule.id),)
+                    return Decision(False, (), (), (), error, self._revision, bucket.uses_now)
                 for name, text in zip(rule.header_names, texts, strict=True):
                     obligations.append(_frozen({"type": "header", "name": name, "value": text}))
         if G:
@@ -461,6 +462,8 @@ def _header_text(value: Any) -> str:
 
 
 def _json_value(value: Any) -> Any:
+    if type(value) is float:
+        return value + 0.0  # -0.0 -> 0.0: the memo keys values by equality, which ignores the sign
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, frozenset):

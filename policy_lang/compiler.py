@@ -346,7 +346,7 @@ class _Compiler:
             r = rule.rule
             ec = self.expr_compiler(rule.types[(ptype, rtype)])
             if r.effect == "permit" and "    M = 0" not in body:
-                body += self.deny_exit(rules, outputs, memo)
+                body += self.deny_exit(bucket.rules, outputs, memo)
             cond = self.condition(r, ec)
             target = "F" if r.effect == "forbid" else "M"
             # Matches are bits of an int: cheap to set, and a ready-made key for the memo.
@@ -361,7 +361,7 @@ class _Compiler:
             if out_name:
                 outputs[i] = out_name
         if "    M = 0" not in body:
-            body += self.deny_exit(rules, outputs, memo)
+            body += self.deny_exit(bucket.rules, outputs, memo)
         # RL is closed under inheritance, so it meets the declaring roles whenever any held role
         # confers them. Each granting role held is a bit of the key above the rules' bits.
         grant_code = "None"
@@ -374,7 +374,7 @@ class _Compiler:
         body += ["    if E:", f"        return {miss}, None"]
         # Header values are part of the key: the answer carries them. Computing one may fail;
         # the decider then reports the failure under its rule.
-        with_headers = [(i, name) for i, name in outputs.items() if rules[i].rule.effect == "permit"]
+        with_headers = [(i, name) for i, name in outputs.items() if bucket.rules[i].header_names]
         body += self.keyed_lookup(with_headers, 0, miss, memo)
         head = [f"def b{number}(P, R, C, X):", "    F = 0", "    E = []"]
         if bucket.uses_roles:  # planned from the rules (rule_facts): role scopes, `in role`, grants
@@ -383,12 +383,14 @@ class _Compiler:
         self.lines += head + body
         return outputs
 
-    def deny_exit(self, rules: list[CheckedRule], outputs: dict[int, str], memo: str) -> list[str]:
+    def deny_exit(self, compiled: tuple[CompiledRule, ...], outputs: dict[int, str], memo: str) -> list[str]:
         """After the forbids: a matching forbid or an error ends the decision here."""
         miss = "F, 0, E, None"
         lines = ["    if F or E:", "        if E:", f"            return {miss}, None", "        K = F"]
         # Advice values are part of the key, as header values are for permits.
-        with_advice = [(i, name) for i, name in outputs.items() if rules[i].rule.effect == "forbid"]
+        with_advice = [
+            (i, name) for i, name in outputs.items() if compiled[i].advice_names and compiled[i].effect == "forbid"
+        ]
         lines += ["    " + line for line in self.keyed_lookup(with_advice, 1, miss, memo)]
         return [*lines, "    M = 0"]
 
