@@ -342,10 +342,12 @@ class _Compiler:
         body: list[str] = []
         outputs: dict[int, str] = {}
         memo = self.k.ref(bucket.memo)
+        permits_started = False
         for i, rule in enumerate(rules):
             r = rule.rule
             ec = self.expr_compiler(rule.types[(ptype, rtype)])
-            if r.effect == "permit" and "    M = 0" not in body:
+            if r.effect == "permit" and not permits_started:  # forbids come first
+                permits_started = True
                 body += self.deny_exit(bucket.rules, outputs, memo)
             cond = self.condition(r, ec)
             target = "F" if r.effect == "forbid" else "M"
@@ -360,7 +362,7 @@ class _Compiler:
             out_name = self.emit_outputs(number, i, r, ec)
             if out_name:
                 outputs[i] = out_name
-        if "    M = 0" not in body:
+        if not permits_started:
             body += self.deny_exit(bucket.rules, outputs, memo)
         # RL is closed under inheritance, so it meets the declaring roles whenever any held role
         # confers them. Each granting role held is a bit of the key above the rules' bits.
