@@ -15,7 +15,7 @@ import msgpack
 
 from pdp.decision import Decision
 from pdp.decision_log.events import SCHEMA_VERSION, OutcomeLike, PendingDecision, rfc3339, to_the_nanosecond
-from pdp.decision_log.masking import _MAX_NOTES, _MEMO_ENTRIES, _MEMO_MAX_CHARS, Masker, _Part
+from pdp.decision_log.masking import _MAX_NOTES, _MEMO_MAX_CHARS, Masker, _Part, _remember
 
 _jstr = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # C: a str as an ASCII JSON string
 _PACKED_TRUE, _PACKED_FALSE = b"\xc3", b"\xc2"
@@ -241,14 +241,8 @@ class _Composer:
                         return found  # type: ignore[no-any-return]
         built = self._build(masker, outcome, source, worker, json_format)
         if built is not None and key is not None and len(built.end) <= _MEMO_MAX_CHARS * 4 and self._usual(request):
-            memo = masker._templates
-            if len(memo) >= _MEMO_ENTRIES:
-                try:
-                    del memo[next(iter(memo))]  # the oldest
-                except (KeyError, RuntimeError, StopIteration):  # another writer thread got there
-                    memo.clear()
             built.maps = maps
-            memo[key] = built
+            _remember(masker._templates, key, built)
         return built
 
     @staticmethod
@@ -363,46 +357,23 @@ class _Composer:
         """The masked request's top level, encoded: for JSON the `"key":value` texts, for msgpack
         the map header then the packed keys and values; and the parts whose paths are noted.
         None unless composing is exact (see the class)."""
-        if type(request) is not dict or len(request) > masker.max_items or masker.max_depth <= 2:
+        if type(request) is not dict or masker.max_depth <= 2:
             return None
-        max_string = masker.max_string
-        used = 2  # the budget `Masker.mask` would use up
-        out: list[Any] = [] if json_format else [self._packer.pack_map_header(len(request))]
-        parts: list[_Part] = []
-        for k, v in request.items():
-            if type(k) is not str or len(k) > max_string:
-                return None
-            t = type(v)
-            if t is str:
-                if len(v) > max_string:
-                    return None
-                used += len(k) + len(v)
-            elif t is dict:
-                if k == "principal" or k == "resource":
-                    v = self._entity(masker, k, v)
-                    if v is None:
-                        return None
-                    parts += v.parts
-                elif k == "context":
-                    v = masker._part(k, v, masker._context, ("", k), 1)
-                    if v is None:
-                        return None
-                    parts.append(v)
-                else:
-                    return None
-                used += len(k) + v.consumed
-            else:
-                return None
-            if json_format:
-                out.append(self._jkey(k) + self._jvalue(v))
-            else:
-                out += (self._pkey(k), self._pvalue(v))
+        masked = self._items(masker, request, None, None)
+        if masked is None:
+            return None
+        items, parts, used = masked
         if used >= masker.max_total:
             return None
         if len(parts) > 1 and (
             sum([len(p.masked) for p in parts]) > _MAX_NOTES or sum([len(p.truncated) for p in parts]) > _MAX_NOTES
         ):
             return None
+        if json_format:
+            return [self._jkey(k) + self._jvalue(v) for k, v in items], parts
+        out: list[Any] = [self._packer.pack_map_header(len(items))]
+        for k, v in items:
+            out += (self._pkey(k), self._pvalue(v))
         return out, parts
 
     def _entity(self, masker: Masker, side: str, entity: dict[Any, Any]) -> _Entity | None:
@@ -417,14 +388,31 @@ class _Composer:
             found = memo.get(key)
             if found is not None and found.attributes is attributes and found.keys == tuple(entity):
                 return found  # type: ignore[no-any-return]
-        if len(entity) > masker.max_items:
+        plan = masker._entities.get(etype) if type(etype) is str else None
+        masked = self._items(masker, entity, side, plan)
+        if masked is None:
+            return None
+        items, parts, used = masked
+        found = _Entity(attributes, tuple(entity), items, parts, used)
+        if key is not None and found.keys and _ENTITY_KEYS.issuperset(found.keys):  # every value is in the key
+            _remember(memo, key, found)
+        return found
+
+    def _items(
+        self, masker: Masker, mapping: dict[Any, Any], side: str | None, plan: Any
+    ) -> tuple[list[tuple[str, Any]], list[_Part], int] | None:
+        """The items of a request (`side` None) or of its principal or resource (`side`, with its
+        type's `plan`), masked: (key, str or `_Entity` or `_Part`) in the mapping's order; the parts
+        whose paths are noted; and the budget `Masker.mask` would use up. Maps are masked where a
+        request or an entity may have them (an entity's attributes, the request's entities and
+        context); anything else gives None, as does whatever is not composed exactly (see the class)."""
+        if len(mapping) > masker.max_items:
             return None
         max_string = masker.max_string
-        plan = masker._entities.get(etype) if type(etype) is str else None
         used = 2
         items: list[tuple[str, Any]] = []
         parts: list[_Part] = []
-        for k, v in entity.items():
+        for k, v in mapping.items():
             if type(k) is not str or len(k) > max_string:
                 return None
             t = type(v)
@@ -432,24 +420,28 @@ class _Composer:
                 if len(v) > max_string:
                     return None
                 used += len(k) + len(v)
-            elif t is dict and k == "attributes":
-                v = masker._part(side, v, plan.get(k) if plan is not None else None, (("", side), k), 2)
+            elif t is dict:
+                if side is not None:  # an entity's
+                    if k != "attributes":
+                        return None
+                    v = masker._part(side, v, plan.get(k) if plan is not None else None, (("", side), k), 2)
+                elif k == "principal" or k == "resource":  # the request's
+                    v = self._entity(masker, k, v)
+                elif k == "context":
+                    v = masker._part(k, v, masker._context, ("", k), 1)
+                else:
+                    return None
                 if v is None:
                     return None
-                parts.append(v)
+                if type(v) is _Part:
+                    parts.append(v)
+                else:
+                    parts += v.parts
                 used += len(k) + v.consumed
             else:
                 return None
             items.append((k, v))
-        found = _Entity(attributes, tuple(entity), items, parts, used)
-        if key is not None and found.keys and _ENTITY_KEYS.issuperset(found.keys):  # every value is in the key
-            if len(memo) >= _MEMO_ENTRIES:
-                try:
-                    del memo[next(iter(memo))]  # the oldest
-                except (KeyError, RuntimeError, StopIteration):  # another writer thread got there
-                    memo.clear()
-            memo[key] = found
-        return found
+        return items, parts, used
 
     def _jkey(self, k: str) -> str:
         text = self._jkeys.get(k)

@@ -223,12 +223,7 @@ class Masker:
             consumed,
         )
         if consumed <= _MEMO_MAX_CHARS:
-            if len(memo) >= _MEMO_ENTRIES:
-                try:
-                    del memo[next(iter(memo))]  # the oldest
-                except (KeyError, RuntimeError, StopIteration):  # another writer thread got there
-                    memo.clear()
-            memo[key] = part
+            _remember(memo, key, part)
         return part
 
     def _outputs(
@@ -255,12 +250,7 @@ class Masker:
             tuple(mask_values(obligations, sensitive_headers)),
             tuple(mask_values(advice, sensitive_advice)),
         )
-        if len(self._decisions) >= _MEMO_ENTRIES:
-            try:
-                del self._decisions[next(iter(self._decisions))]
-            except (KeyError, RuntimeError, StopIteration):
-                self._decisions.clear()
-        self._decisions[key] = out
+        _remember(self._decisions, key, out)
         return out
 
     def limit(self, value: Any) -> Any:
@@ -436,6 +426,16 @@ class Masker:
 _CAP_ONLY = Masker(None)
 _MEMO_ENTRIES = 256  # per memo of a masker (principal, resource, context attributes; decisions)
 _MEMO_MAX_CHARS = 4096  # larger parts are masked again each time (the server does not share them either)
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """`memo[key] = value`, the oldest entry given up first when `memo` holds `_MEMO_ENTRIES`."""
+    if len(memo) >= _MEMO_ENTRIES:
+        try:
+            del memo[next(iter(memo))]  # the oldest
+        except (KeyError, RuntimeError, StopIteration):  # another writer thread got there
+            memo.clear()
+    memo[key] = value
 
 
 class _Part:
