@@ -15,7 +15,6 @@ from pdp import Engine
 from policy_lang.convert import record_converter
 from policy_lang.schema import BOOL, DATETIME, INT, IP, STRING, EnumType, Field, Record, SetOf
 from policy_lang.validators import generate
-from policy_lang.values import glob_match
 
 ADVISED = """
 principal entity User { seen: datetime; wait: duration; }
@@ -52,32 +51,6 @@ def test_advice_of_minus_zero_answers_as_a_fresh_engine_does(field: str) -> None
     values = {a["name"]: a["value"] for a in want.advice}
     assert math.copysign(1, values[field]) == 1, want.advice
     assert json.dumps(got.to_json()) == json.dumps(want.to_json())
-
-
-# ---- `like` compiled to ==, startswith, endswith: escaped stars ---------------------------------
-
-_PATTERNS = [r"a\*", r"\*a", r"\*", r"a\*b*", r"*a\*", r"a\\*", r"\\*", "a\\", r"a\*\*", r"*\*", r"\**"]
-_TEXTS = ["a*", "*a", "*", "a*bc", "xa*", "a\\", "a\\x", "\\", "a**", "x*", "**", "a", "ab", ""]
-
-
-@pytest.mark.parametrize("pattern", _PATTERNS)
-def test_like_with_escaped_stars_matches_the_glob_rules(pattern: str) -> None:
-    source = f"""
-    principal entity User {{}}
-    entity Doc {{ path: string; }}
-    actions Doc {{ read }}
-    permit globbed action read when resource.path like {json.dumps(pattern)};
-    """
-    engine = Engine.from_source(source)
-    for text in _TEXTS:
-        request = {
-            "principal": {"type": "User", "id": "u"},
-            "action": "read",
-            "resource": {"type": "Doc", "id": "d", "attributes": {"path": text}},
-        }
-        decision = engine.decide(request)
-        assert decision.errors == ()
-        assert decision.allowed == glob_match(pattern, text), (pattern, text)
 
 
 # ---- generated validators (unknown keys found by counting) against the general converter -------
