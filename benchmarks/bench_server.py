@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -167,6 +169,40 @@ def test_vs_empty_rpc_paired(benchmark: Any, servers: dict[str, Server], call: s
     )
     _results.INTERLEAVED[f"{label} / empty RPC"] = _results.interleaved_ratio(fn, empty, rounds=41, slice_s=0.02)
     channel.close()
+
+
+def test_floor_fixed_answer_vs_empty_rpc_paired(benchmark: Any, servers: dict[str, Server], tmp_path: Path) -> None:
+    """The paired Authorize measure against a server whose Authorize returns the real answer's
+    bytes without deciding (`floor_server.py`): what the call costs apart from our handler."""
+    benchmark.group = "server: paired with an empty RPC"
+    request = authorize_request(user("bob"))
+    answer = tmp_path / "answer.bin"
+    answer.write_bytes(servers["uncached"].stub().Authorize(request).SerializeToString())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.floor_server", str(answer)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        channel = grpc.insecure_channel(f"127.0.0.1:{int(proc.stdout.readline())}")
+        health, stub = health_pb2_grpc.HealthStub(channel), pb_grpc.AuthorizationServiceStub(channel)
+        probe = health_pb2.HealthCheckRequest(service="")
+        fixed, empty = (lambda: stub.Authorize(request)), (lambda: health.Check(probe))
+        for _ in range(100):
+            fixed()
+            empty()
+        measured, base = _results.paired(fixed, empty, ROUNDS)
+        benchmark.pedantic(fixed, rounds=1)
+        (c50, c99), (e50, e99) = (_pct(measured, 0.5), _pct(measured, 0.99)), (_pct(base, 0.5), _pct(base, 0.99))
+        _results.NOTES.append(
+            f"floor: fixed-answer Authorize vs empty RPC (paired calls): p50 {c50 * 1e6:.0f} us / {e50 * 1e6:.0f} us"
+            f" = {c50 / e50:.2f}x, p99 {c99 / e99:.2f}x (the wire's share of the Authorize ratio)"
+        )
+        channel.close()
+    finally:
+        proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 async def _load(target: str, concurrency: int, calls: int) -> float:
