@@ -196,16 +196,19 @@ class Engine:
     def _decide_plain(self, request: Any) -> Decision:
         """The common shape in one pass: no `parents`, no request attributes merged into stored
         entities, every value already valid. Anything else raises, and `decide` takes the full
-        path, which answers the same for what this accepts and names the field at fault otherwise."""
-        # Exact key sets by counting: the required keys are read below (a KeyError if absent),
-        # so a length that leaves room only for the optional ones proves nothing else is there.
+        path, which answers the same for what this accepts and names the field at fault otherwise.
+        (Written out in one function: on this path a call costs as much as a check.)"""
         if type(request) is not dict:
             raise LookupError
         principal = request["principal"]
         resource = request["resource"]
         action = request["action"]
-        n = len(request)
-        if n != 3 and n - 3 != ("context" in request) + ("now" in request):
+        context = request.get("context")
+        now = request.get("now")
+        # Exact key sets by counting: the required keys are read above (a KeyError if absent), so
+        # a length that leaves room only for the optional ones proves nothing else is there. (A
+        # `context` or `now` given as null fails this and takes the full path.)
+        if len(request) - 3 != (context is not None) + (now is not None):
             raise LookupError
         if type(principal) is not dict or type(resource) is not dict or type(action) is not str:
             raise LookupError
@@ -216,19 +219,34 @@ class Engine:
         n = len(principal)
         if n != 2 and (n != 3 or "attributes" not in principal):
             raise LookupError
-        n = len(resource)
-        if n != 2 and (n != 3 or "attributes" not in resource):
+        with_attributes = len(resource) == 3
+        if (with_attributes and "attributes" not in resource) or (not with_attributes and len(resource) != 2):
             raise LookupError
         if type(pid) is not str or type(rid) is not str or type(ptype) is not str or type(rtype) is not str:
             raise LookupError
         if action not in self._actions[rtype]:
             raise LookupError
-        P = self._plain_attributes(ptype, pid, principal.get("attributes"))
-        R = self._plain_attributes(rtype, rid, resource.get("attributes"))
-        context = request.get("context")
+        stored = self._stored
+        key = (ptype, pid)
+        if key in stored:
+            P = self._plain_attributes(ptype, pid, principal.get("attributes"))
+        else:  # the usual principal: described by the request
+            attrs = principal.get("attributes")
+            P = self._entities[ptype].fast_full(_EMPTY if attrs is None else attrs)
+        key = (rtype, rid)
+        R = stored.get(key)
+        if R is None or with_attributes or key not in self._complete:  # the usual resource is stored whole
+            R = self._plain_attributes(rtype, rid, resource.get("attributes"))
         C = self._context_fast(_EMPTY if context is None else context)
-        scope = (_when(request.get("now")), pid, rid, ptype, rtype, None, self._ancestors)
-        return self._run(self._buckets.get((ptype, rtype, action)), P, R, C, scope)
+        when = _cached_datetime(now) if type(now) is str else _when(now)
+        X: Scope = (when, pid, rid, ptype, rtype, None, self._ancestors)
+        bucket = self._buckets.get((ptype, rtype, action))
+        if bucket is None:
+            return self._deny_nothing_applies
+        found = bucket.decide(P, R, C, X)  # a kept answer, or what matched (see Compiler.emit_bucket)
+        if type(found) is not tuple:
+            return found  # type: ignore[no-any-return]
+        return self._answer(bucket, found, P, R, C, X)
 
     def _plain_attributes(self, etype: str, eid: str, attrs: Any) -> dict[str, Any]:
         """An entity's attributes when the request gives valid ones for an entity the data does
@@ -343,6 +361,10 @@ class Engine:
         found = bucket.decide(P, R, C, X)  # a kept answer, or what matched (see Compiler.emit_bucket)
         if type(found) is not tuple:
             return found  # type: ignore[no-any-return]
+        return self._answer(bucket, found, P, R, C, X)
+
+    def _answer(self, bucket: Bucket, found: tuple[Any, ...], P: Any, R: Any, C: Any, X: Scope) -> Decision:
+        """The Decision for what a leaf found matching, kept in the leaf when it gave a key."""
         F, M, E, G, key = found
         if F or E:
             decision = self._denial(bucket, F, E, P, R, C, X)
