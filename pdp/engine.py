@@ -145,7 +145,7 @@ class Engine:
         now = time.time()
         out = []
         actions, buckets, ancestors = self._actions, self._buckets, self._ancestors
-        run, plain_attributes = self._run, self._plain_attributes
+        answer, plain_attributes = self._answer, self._plain_attributes
         last: Any = None  # the resource of the previous plain pair: its actions follow one another
         for resource, action in items:
             # The plain item first (as in decide): a stored resource named by type and id, or
@@ -169,7 +169,12 @@ class Engine:
                         last = resource
                     if action not in actions[rtype]:
                         raise LookupError
-                    out.append(run(buckets.get((ptype, rtype, action)), P, R, C, X))
+                    bucket = buckets.get((ptype, rtype, action))
+                    if bucket is None:
+                        out.append(self._deny_nothing_applies)
+                        continue
+                    found = bucket.decide(P, R, C, X)  # as in _decide_plain
+                    out.append(found if type(found) is not tuple else answer(bucket, found, P, R, C, X))
                     continue
                 except Exception:
                     pass
