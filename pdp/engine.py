@@ -245,13 +245,7 @@ class Engine:
         C = self._context_fast(_EMPTY if context is None else context)
         when = _cached_datetime(now) if type(now) is str else _when(now)
         X: Scope = (when, pid, rid, ptype, rtype, None, self._ancestors)
-        bucket = self._buckets.get((ptype, rtype, action))
-        if bucket is None:
-            return self._deny_nothing_applies
-        found = bucket.decide(P, R, C, X)  # a kept answer, or what matched (see Compiler.emit_bucket)
-        if type(found) is not tuple:
-            return found  # type: ignore[no-any-return]
-        return self._answer(bucket, found, P, R, C, X)
+        return self._run(self._buckets.get((ptype, rtype, action)), P, R, C, X)
 
     def _plain_attributes(self, etype: str, eid: str, attrs: Any) -> dict[str, Any]:
         """An entity's attributes when the request gives valid ones for an entity the data does
