@@ -155,6 +155,14 @@ def test_vs_empty_rpc_paired(benchmark: Any, servers: dict[str, Server], call: s
         request = _batch_request()
         fn, pairs, target = (lambda: stub.AuthorizeBatch(request)), ROUNDS // 4, "target p50 <= 2x"
         label = "batch of 100"
+    c50 = _paired_with_empty(benchmark, fn, empty, pairs, label, target)
+    _results.MEDIANS[f"server_{call}_paired"] = c50
+    _results.INTERLEAVED[f"{label} / empty RPC"] = _results.interleaved_ratio(fn, empty, rounds=41, slice_s=0.02)
+    channel.close()
+
+
+def _paired_with_empty(benchmark: Any, fn: Any, empty: Any, pairs: int, label: str, target: str) -> float:
+    """`fn` alternating with an empty RPC, after a warm-up; notes p50 and p99 of both; the p50 of `fn`."""
     for _ in range(100):
         fn()
         empty()
@@ -162,13 +170,11 @@ def test_vs_empty_rpc_paired(benchmark: Any, servers: dict[str, Server], call: s
     benchmark.pedantic(fn, rounds=1)
     (c50, c99), (e50, e99) = (_pct(measured, 0.5), _pct(measured, 0.99)), (_pct(base, 0.5), _pct(base, 0.99))
     benchmark.extra_info.update({"p50_us": c50 * 1e6, "empty_p50_us": e50 * 1e6, "p50_ratio": c50 / e50})
-    _results.MEDIANS[f"server_{call}_paired"] = c50
     _results.NOTES.append(
         f"{label} vs empty RPC (paired calls): p50 {c50 * 1e6:.0f} us / {e50 * 1e6:.0f} us = {c50 / e50:.2f}x, "
         f"p99 {c99 * 1e6:.0f} us / {e99 * 1e6:.0f} us = {c99 / e99:.2f}x ({target})"
     )
-    _results.INTERLEAVED[f"{label} / empty RPC"] = _results.interleaved_ratio(fn, empty, rounds=41, slice_s=0.02)
-    channel.close()
+    return c50
 
 
 def test_floor_fixed_answer_vs_empty_rpc_paired(benchmark: Any, servers: dict[str, Server], tmp_path: Path) -> None:
@@ -187,16 +193,8 @@ def test_floor_fixed_answer_vs_empty_rpc_paired(benchmark: Any, servers: dict[st
         health, stub = health_pb2_grpc.HealthStub(channel), pb_grpc.AuthorizationServiceStub(channel)
         probe = health_pb2.HealthCheckRequest(service="")
         fixed, empty = (lambda: stub.Authorize(request)), (lambda: health.Check(probe))
-        for _ in range(100):
-            fixed()
-            empty()
-        measured, base = _results.paired(fixed, empty, ROUNDS)
-        benchmark.pedantic(fixed, rounds=1)
-        (c50, c99), (e50, e99) = (_pct(measured, 0.5), _pct(measured, 0.99)), (_pct(base, 0.5), _pct(base, 0.99))
-        _results.NOTES.append(
-            f"floor: fixed-answer Authorize vs empty RPC (paired calls): p50 {c50 * 1e6:.0f} us / {e50 * 1e6:.0f} us"
-            f" = {c50 / e50:.2f}x, p99 {c99 / e99:.2f}x (the wire's share of the Authorize ratio)"
-        )
+        label, target = "floor: fixed-answer Authorize", "the wire's share of the Authorize ratio"
+        _paired_with_empty(benchmark, fixed, empty, ROUNDS, label, target)
         channel.close()
     finally:
         proc.kill()
