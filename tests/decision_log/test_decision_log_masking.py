@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pdp import Engine
 from pdp.decision import Decision, DecisionError
 from pdp.decision_log import MASK, DecisionEvent, Masker, event_for, rfc3339
+from tests.decision_log.strategies import entities, json_values
 
 Request = Callable[..., dict[str, Any]]
 
@@ -199,15 +200,6 @@ def masker_none() -> Masker:
     return Masker(None)
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
-    max_leaves=40,
-)
-entities = st.fixed_dictionaries(
-    {"type": st.sampled_from(["User", "Service", "Doc", "Nope"]), "id": st.text(max_size=5)},
-    optional={"attributes": json_values | st.dictionaries(st.sampled_from(["email", "profile", "keys"]), json_values)},
-)
 requests = st.one_of(
     json_values,
     st.fixed_dictionaries(

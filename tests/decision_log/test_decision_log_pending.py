@@ -27,6 +27,7 @@ from pdp.decision_log import (
     event_for_outcome,
     read_events,
 )
+from tests.decision_log.strategies import entities, json_values
 
 FORMATS = ("jsonl", "msgpack")
 
@@ -285,15 +286,6 @@ def test_memos_are_bounded(logs: dict[str, DecisionLog], masker: Masker) -> None
     assert len(fresh._entity_memo) <= 256 and len(fresh._decisions) <= 256 and len(fresh._templates) <= 256
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
-    max_leaves=40,
-)
-entities = st.fixed_dictionaries(
-    {"type": st.sampled_from(["User", "Service", "Doc", "Nope"]), "id": st.text(max_size=5)},
-    optional={"attributes": json_values | st.dictionaries(st.sampled_from(["email", "profile", "keys"]), json_values)},
-)
 requests = st.one_of(
     json_values,
     st.fixed_dictionaries(
