@@ -390,9 +390,7 @@ class _Compiler:
         miss = "F, 0, E, None"
         lines = ["    if F or E:", "        if E:", f"            return {miss}, None", "        K = F"]
         # Advice values are part of the key, as header values are for permits.
-        with_advice = [
-            (i, name) for i, name in outputs.items() if compiled[i].advice_names and compiled[i].effect == "forbid"
-        ]
+        with_advice = [(i, name) for i, name in outputs.items() if compiled[i].advice_names]  # forbids' only, so far
         lines += ["    " + line for line in self.keyed_lookup(with_advice, 1, miss, memo)]
         return [*lines, "    M = 0"]
 
@@ -403,8 +401,8 @@ class _Compiler:
         lines = []
         if outputs:
             lines.append("    try:")
+            mask = "F" if part else "M"
             for i, name in outputs:
-                mask = "F" if part else "M"
                 lines += [f"        if {mask} & {1 << i}:", f"            K = (K, {name}(P, R, C, X)[{part}])"]
             lines += ["    except Exception:", f"        return {miss}, None"]
         return [

@@ -12,7 +12,8 @@ EMPTY: frozenset[str] = frozenset()
 
 # Per-request facts the generated code reads through `X`: the clock, the ids, and what the
 # hierarchies need. A plain tuple, because one is built for every decision and a tuple costs a
-# fifth of an object with slots; the generated code reads it by position (NOW, PID, RID).
+# fifth of an object with slots; the generated code reads it by position (NOW, PID, RID). EXTRA
+# holds the hierarchy edges a request adds for entities the data does not place.
 Scope = tuple[float, str, str, str, str, Mapping[str, tuple[str, ...]] | None, Mapping[str, frozenset[str]]]
 NOW: Final = 0
 PID: Final = 1
@@ -21,19 +22,6 @@ PTYPE: Final = 3
 RTYPE: Final = 4
 EXTRA: Final = 5
 GRAPH: Final = 6
-
-
-def scope(
-    now: float,
-    pid: str,
-    rid: str,
-    ptype: str,
-    rtype: str,
-    extra_parents: Mapping[str, tuple[str, ...]] | None,
-    graph: Mapping[str, frozenset[str]],
-) -> Scope:
-    """`extra_parents`: hierarchy edges the request adds for entities the data does not place."""
-    return (now, pid, rid, ptype, rtype, extra_parents, graph)
 
 
 def _close(X: Scope, ref: str) -> frozenset[str]:
