@@ -290,11 +290,8 @@ class DecisionService:
                     return self._finish(snapshot, started, checked, {}, False, True, 0)
                 if self.metrics is not None:
                     self.metrics.cache_hits += 1
-                ttl = self.cache.ttl_seconds  # `_ttl_ms`: a cached decision does not read the clock
-                if checked is not None:
-                    ttl = min(ttl, max(checked - time.time(), 0.0))
-                shown = {"method": method, "path": target.split("?", 1)[0].split("#", 1)[0]}  # `_shown`
-                return self._finish(snapshot, started, hit, {"http": shown}, True, False, int(ttl * 1000))
+                ttl = self._ttl_ms(None, checked)  # a cached decision does not read the clock
+                return self._finish(snapshot, started, hit, {"http": _shown(method, target)}, True, False, ttl)
         if http is None:
             http = HttpRequest(method, target, headers, source_ip, source_principal)
         try:
