@@ -269,8 +269,7 @@ _UINT32_MAX = 0xFFFFFFFF
 def batch_result(answer: bytes) -> bytes:
     """One serialized AuthorizeResponse as an entry of a serialized AuthorizeBatchResponse (the
     response is the concatenation of its entries)."""
-    n = len(answer)
-    return _RESULT + (_SMALL[n] if n < 0x80 else varint(n)) + answer
+    return _RESULT + varint(len(answer)) + answer
 
 
 class ResponseBuilder:
@@ -311,14 +310,10 @@ class ResponseBuilder:
         self, decision: Decision, decision_id: str, cached: bool, unauthenticated: bool, cache_ttl_ms: int
     ) -> bytes:
         """The serialized response."""
-        entry = self._templates.get(id(decision))
-        if entry is None or entry[0] is not decision:
-            entry = self._entry(decision)
-        out = entry[2]
+        out = self._entry(decision)[2]
         if decision_id:
             raw = decision_id.encode()
-            n = len(raw)
-            out += _DECISION_ID + (_SMALL[n] if n < 0x80 else varint(n)) + raw
+            out += _DECISION_ID + varint(len(raw)) + raw
         if cached:
             out += _CACHED
         if unauthenticated:
